@@ -1,0 +1,1 @@
+"""Data-preparation stages: raw dataset in, one HDF5 file out (one module per dataset)."""
