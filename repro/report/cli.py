@@ -1,0 +1,36 @@
+"""``repro table1``: build Table 1 (Wu et al., ICML 2022, §5.4) from a results directory.
+
+Exported as :data:`table1_cmd`, to be mounted on the top-level ``repro`` click group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from repro.report.table1 import write_table1
+
+
+@click.command("table1")
+@click.option(
+    "--results",
+    "results_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory searched recursively for run records (record.json).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write table1.md, table1.tex and table1.csv into (created if missing).",
+)
+def table1_cmd(results_dir: Path, out_dir: Path) -> None:
+    """Build Table 1 (test accuracy per setting and algorithm, beside the paper's) from RESULTS into OUT."""
+    paths = write_table1(results_dir, out_dir)
+    click.echo(paths["md"].read_text(encoding="utf-8"), nl=False)
+    click.echo("")
+    for path in paths.values():
+        click.echo(f"wrote {path}")

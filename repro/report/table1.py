@@ -1,0 +1,383 @@
+"""Table 1 of Wu et al. (ICML 2022, §5.4): test accuracy per (setting, algorithm), ours beside the paper's.
+
+Rows are the algorithms in the paper's order (vanilla, RUBi, random, guided); columns are the paper's four
+settings in its order, restricted to those with at least one finished run. Each entry is the mean ± sample
+std (ddof=1) of ``test.acc`` over seeds, with the number of seeds, the paper's value and Δ = ours − paper
+(from the unrounded mean). A last table gives the mean d_util (§3.2) and d_speed (§4.1), the paper's
+diagnostics (§5.2–5.4).
+
+Only Table-1 runs count: a record whose setting is not a Table-1 setting, whose algorithm is unknown, or
+whose two modalities are the same (an identical-modality analysis run of §5.2) is left out with a one-line
+note. Of several records for one (setting, algorithm, seed), the one whose path sorts last is kept, also
+with a note. All output is deterministic (record order, number formatting): files compare byte for byte.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import statistics
+import tempfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from repro.report.paper import ALGORITHMS, PAPER_RUNS, SETTINGS, TABLE1, PaperValue
+from repro.report.records import PATH_KEY, is_number, scan_records, why_unusable
+
+log = logging.getLogger(__name__)
+
+DASH = "—"  # shown for an empty entry in Markdown
+
+
+@dataclass(frozen=True)
+class Cell:
+    """The finished runs of one (setting, algorithm) pair, summarised (accuracies in percent)."""
+
+    setting: str
+    algorithm: str
+    seeds: tuple[int, ...]
+    accs: tuple[float, ...]  # test.acc, in the order of ``seeds``
+    d_utils: tuple[float, ...]  # test.d_util of the runs that report it
+    d_speeds: tuple[float, ...]  # test.d_speed of the runs that report it
+
+    @property
+    def n(self) -> int:
+        return len(self.accs)
+
+    @property
+    def acc_mean(self) -> float:
+        return statistics.fmean(self.accs)
+
+    @property
+    def acc_std(self) -> float | None:
+        """Sample standard deviation (ddof=1); None for a single seed."""
+        return statistics.stdev(self.accs) if self.n > 1 else None
+
+    @property
+    def paper(self) -> PaperValue:
+        return TABLE1[(self.setting, self.algorithm)]
+
+    @property
+    def diff(self) -> float:
+        """Ours − paper, mean test accuracy (percentage points)."""
+        return self.acc_mean - self.paper.mean
+
+    @property
+    def d_util_mean(self) -> float | None:
+        return statistics.fmean(self.d_utils) if self.d_utils else None
+
+    @property
+    def d_speed_mean(self) -> float | None:
+        return statistics.fmean(self.d_speeds) if self.d_speeds else None
+
+
+@dataclass(frozen=True)
+class Table1:
+    """Table 1 from run records: the settings shown, the non-empty cells, notes on what was left out."""
+
+    settings: tuple[str, ...]
+    cells: dict[tuple[str, str], Cell]
+    notes: tuple[str, ...]
+
+    def cell(self, setting: str, algorithm: str) -> Cell | None:
+        return self.cells.get((setting, algorithm))
+
+
+# --- building ---
+
+
+def _name(record: dict) -> str:
+    return record.get(PATH_KEY) or (
+        f"record(setting={record.get('setting')!r}, algorithm={record.get('algorithm')!r}, "
+        f"seed={record.get('seed')!r})"
+    )
+
+
+def _why_not_table1(record: dict) -> str | None:
+    """Why a record is not a Table-1 run, or None if it is one."""
+    reason = why_unusable(record)
+    if reason is not None:
+        return reason
+    if record.get("setting") not in SETTINGS:
+        return f"setting {record.get('setting')!r} is not a Table-1 setting"
+    mods = record.get("modalities")
+    if isinstance(mods, list) and len(mods) == 2 and mods[0] == mods[1]:
+        return f"identical modalities {mods!r} (an analysis run, not a Table-1 run)"
+    if record.get("algorithm") not in ALGORITHMS:
+        return f"algorithm {record.get('algorithm')!r} is not a Table-1 algorithm"
+    seed = record.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return f"seed {seed!r} is not an integer"
+    return None
+
+
+def build_table1(records: Iterable[dict], *, notes: Sequence[str] = ()) -> Table1:
+    """Summarise finished Table-1 runs per (setting, algorithm); ``notes`` (e.g. skipped files) come first."""
+    out_notes = list(notes)
+    # Stable sort by path: deterministic whatever order the caller passes, and "path sorts last" wins below.
+    ordered = sorted(records, key=lambda r: r.get(PATH_KEY, ""))
+    kept: dict[tuple[str, str, int], dict] = {}
+    for record in ordered:
+        reason = _why_not_table1(record)
+        if reason is not None:
+            out_notes.append(f"left out {_name(record)}: {reason}")
+            continue
+        key = (record["setting"], record["algorithm"], record["seed"])
+        if key in kept:
+            out_notes.append(
+                f"duplicate {key[0]}/{key[1]}/seed {key[2]}: kept {_name(record)}, dropped {_name(kept[key])}"
+            )
+        kept[key] = record
+
+    cells: dict[tuple[str, str], Cell] = {}
+    for setting in SETTINGS:
+        for algorithm in ALGORITHMS:
+            runs = sorted((k[2], r) for k, r in kept.items() if k[:2] == (setting, algorithm))
+            if not runs:
+                continue
+            tests = [r["test"] for _, r in runs]
+            cells[(setting, algorithm)] = Cell(
+                setting=setting,
+                algorithm=algorithm,
+                seeds=tuple(seed for seed, _ in runs),
+                accs=tuple(float(t["acc"]) for t in tests),
+                d_utils=tuple(float(t["d_util"]) for t in tests if is_number(t.get("d_util"))),
+                d_speeds=tuple(float(t["d_speed"]) for t in tests if is_number(t.get("d_speed"))),
+            )
+    settings = tuple(s for s in SETTINGS if any(k[0] == s for k in cells))
+    for note in out_notes[len(notes) :]:
+        log.info("table1: %s", note)
+    return Table1(settings=settings, cells=cells, notes=tuple(out_notes))
+
+
+# --- number formatting (shared by all writers, so they always agree) ---
+
+
+def fmt(x: float, decimals: int = 2) -> str:
+    """Fixed-point with ``decimals`` digits; never prints ``-0.00``."""
+    s = f"{x:.{decimals}f}"
+    return s[1:] if s.startswith("-") and float(s) == 0 else s
+
+
+def fmt_signed(x: float, decimals: int = 2) -> str:
+    s = fmt(x, decimals)
+    return s if s.startswith("-") else "+" + s
+
+
+def _ours(cell: Cell, pm: str = " ± ") -> str:
+    std = cell.acc_std
+    return fmt(cell.acc_mean) if std is None else f"{fmt(cell.acc_mean)}{pm}{fmt(std)}"
+
+
+def _paper(p: PaperValue, pm: str = " ± ") -> str:
+    return f"{fmt(p.mean)}{pm}{fmt(p.std)}"
+
+
+# --- Markdown ---
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _md_diag(values: tuple[float, ...], n: int) -> str:
+    if not values:
+        return DASH
+    s = fmt(statistics.fmean(values), 3)
+    return s if len(values) == n else f"{s} (n={len(values)})"
+
+
+_MD_OURS = (
+    f"Ours: mean ± sample std (ddof=1) of `test.acc` over seeds; n = seeds (no std if n=1); {DASH} = no run."
+)
+_MD_PAPER = (
+    f"Paper: mean ± std over {PAPER_RUNS} runs; Δ = ours − paper (mean test accuracy, percentage points)."
+)
+_MD_DIAG = "Diagnostics, same runs: mean d_util (§3.2, on the test set) and mean d_speed (§4.1)."
+
+
+def to_markdown(table: Table1) -> str:
+    """Three Markdown tables (ours; paper with Δ; d_util/d_speed diagnostics) and the notes."""
+    lines = [
+        "# Table 1: test accuracy (%), ours vs. Wu et al. (ICML 2022, §5.4)",
+        "",
+    ]
+    if not table.settings:
+        lines += ["No finished Table-1 runs were found.", ""]
+    else:
+        header = ["Algorithm"] + [SETTINGS[s] for s in table.settings]
+        lines += [_MD_OURS, ""]
+        ours_rows = []
+        paper_rows = []
+        for alg, alg_name in ALGORITHMS.items():
+            ours_row, paper_row = [alg_name], [alg_name]
+            for s in table.settings:
+                cell = table.cell(s, alg)
+                paper = _paper(TABLE1[(s, alg)])
+                ours_row.append(DASH if cell is None else f"{_ours(cell)} (n={cell.n})")
+                paper_row.append(paper if cell is None else f"{paper} (Δ {fmt_signed(cell.diff)})")
+            ours_rows.append(ours_row)
+            paper_rows.append(paper_row)
+        lines += _md_table(header, ours_rows)
+        lines += ["", _MD_PAPER, ""]
+        lines += _md_table(header, paper_rows)
+        lines += ["", _MD_DIAG, ""]
+        diag_rows = [
+            [
+                SETTINGS[c.setting],
+                ALGORITHMS[c.algorithm],
+                str(c.n),
+                _md_diag(c.d_utils, c.n),
+                _md_diag(c.d_speeds, c.n),
+            ]
+            for c in table.cells.values()
+        ]
+        lines += _md_table(["Setting", "Algorithm", "n", "mean d_util", "mean d_speed"], diag_rows)
+        lines.append("")
+    if table.notes:
+        lines += ["Notes:", ""] + [f"- {note}" for note in table.notes] + [""]
+    return "\n".join(lines)
+
+
+# --- LaTeX ---
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+
+TEX_PM = r" \pm "
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX's special characters in plain text."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table1) -> str:
+    """A booktabs ``tabular``: per setting, our mean ± std (with n) beside the paper's value."""
+    lines = [
+        "% Table 1 of Wu et al. (ICML 2022, section 5.4): test accuracy (%), ours beside the paper's.",
+        "% Ours: mean $\\pm$ sample std over seeds (n = number of seeds).",
+        f"% Paper: mean $\\pm$ std over {PAPER_RUNS} runs.",
+        "% Generated by repro.report.table1 (do not edit); needs \\usepackage{booktabs}.",
+    ]
+    k = len(table.settings)
+    if k == 0:
+        return "\n".join(lines + ["% No finished Table-1 runs were found.", ""])
+    lines.append("\\begin{tabular}{l" + "cc" * k + "}")
+    lines.append("\\toprule")
+    lines.append(
+        " & ".join([""] + [f"\\multicolumn{{2}}{{c}}{{{latex_escape(SETTINGS[s])}}}" for s in table.settings])
+        + " \\\\"
+    )
+    lines.append(" ".join(f"\\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(k)))
+    lines.append(" & ".join(["Algorithm"] + ["Ours", "Paper"] * k) + " \\\\")
+    lines.append("\\midrule")
+    for alg, alg_name in ALGORITHMS.items():
+        row = [latex_escape(alg_name)]
+        for s in table.settings:
+            cell = table.cell(s, alg)
+            row.append(
+                "--" if cell is None else f"${_ours(cell, TEX_PM)}$ {{\\scriptsize($n{{=}}{cell.n}$)}}"
+            )
+            row.append(f"${_paper(TABLE1[(s, alg)], TEX_PM)}$")
+        lines.append(" & ".join(row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+# --- CSV ---
+
+CSV_COLUMNS = (
+    "setting",
+    "algorithm",
+    "n",
+    "acc_mean",
+    "acc_std",
+    "paper_mean",
+    "paper_std",
+    "diff",
+    "d_util_mean",
+    "d_speed_mean",
+    "seeds",
+)
+
+
+def _opt(x: float | None, decimals: int = 4) -> str:
+    return "" if x is None else fmt(x, decimals)
+
+
+def to_csv(table: Table1) -> str:
+    """Long format: one row per non-empty (setting, algorithm), paper's order; empty field = not available.
+
+    Our numbers carry 4 decimals, the paper's the 2 it prints; ``seeds`` is ``;``-separated and ascending.
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for c in table.cells.values():
+        writer.writerow(
+            [
+                c.setting,
+                c.algorithm,
+                c.n,
+                fmt(c.acc_mean, 4),
+                _opt(c.acc_std),
+                fmt(c.paper.mean),
+                fmt(c.paper.std),
+                fmt(c.diff, 4),
+                _opt(c.d_util_mean),
+                _opt(c.d_speed_mean),
+                ";".join(str(s) for s in c.seeds),
+            ]
+        )
+    return buf.getvalue()
+
+
+# --- files ---
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write a temporary file in the same directory, then rename it over ``path`` (never half a file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_table1(results_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
+    """Build Table 1 from every ``record.json`` under ``results_dir``; write ``table1.{md,tex,csv}``.
+
+    Files that could not be used are listed in the notes of ``table1.md``. Returns ``{"md": ..., "tex": ...,
+    "csv": ...}``.
+    """
+    records, skipped = scan_records(results_dir)
+    table = build_table1(records, notes=[str(s) for s in skipped])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for ext, render in (("md", to_markdown), ("tex", to_latex), ("csv", to_csv)):
+        paths[ext] = out / f"table1.{ext}"
+        _write_atomic(paths[ext], render(table))
+    return paths
