@@ -1,0 +1,23 @@
+"""Datasets by name: each returns its splits and the channel count of each requested modality."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import cmnist
+from .memory import InMemorySplit
+
+
+@dataclass
+class DatasetBundle:
+    splits: dict[str, InMemorySplit]
+    in_channels: tuple[int, ...]
+    num_classes: int
+
+
+def load_dataset(name: str, path: str, modalities: tuple[str, ...], train_limit: int = 0,
+                 eval_limit: int = 0) -> DatasetBundle:
+    if name == "cmnist":
+        splits = cmnist.load_cmnist(path, modalities, train_limit, eval_limit)
+        return DatasetBundle(splits, tuple(cmnist.MODALITIES[m] for m in modalities), cmnist.NUM_CLASSES)
+    raise ValueError(f"unknown dataset {name!r}")

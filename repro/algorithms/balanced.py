@@ -1,0 +1,71 @@
+"""Balanced multi-modal learning: the guided algorithm (Alg. 1, §4.2) and its random variant (A.3).
+
+Both take regular steps during the warm-up epoch(s), then mix in re-balancing steps (A.2): a step that
+accelerates learning from m_k replaces branch k's MMTM gates by their running means over the regular steps so
+far (see ``repro.models.mmtm``), so branch k fits the target from m_k alone during that step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..hparams import RunConfig
+from ..models.fusion import REBALANCE, REGULAR, Fusion
+from .base import Algorithm, seed_for
+
+
+class Guided(Algorithm):
+    """Alg. 1. In regular mode, after each regular step: if |d_speed| > alpha, switch to re-balancing for Q
+    steps, accelerating m0 if d_speed > 0 (theta'_0 learns fast relative to theta_0: branch 0 leans on m1),
+    else m1; then return to regular mode. M keeps accumulating over regular steps only."""
+
+    def __init__(self, model: nn.Module, cfg: RunConfig):
+        super().__init__(model, cfg)
+        if self.speed is None:
+            raise ValueError("guided re-balancing needs a two-branch model")
+        self.alpha, self.window = cfg.alpha, cfg.window
+        # Buffers, so the state machine is saved with the checkpoint and a window can span a resume.
+        self.register_buffer("rebalancing", torch.zeros((), dtype=torch.bool))
+        self.register_buffer("steps_in_window", torch.zeros((), dtype=torch.long))
+        self.register_buffer("accelerated", torch.zeros((), dtype=torch.long))
+
+    def next_fusion(self) -> Fusion:
+        if self.warming_up or not bool(self.rebalancing):
+            return REGULAR
+        return REBALANCE[int(self.accelerated)]
+
+    def after_step(self, fusion: Fusion) -> None:
+        if self.warming_up:
+            return
+        if fusion.is_regular:
+            d = float(self.speed.d_speed())
+            if abs(d) > self.alpha:
+                self.rebalancing.fill_(True)
+                self.steps_in_window.zero_()
+                self.accelerated.fill_(0 if d > 0 else 1)
+        else:
+            self.steps_in_window += 1
+            if int(self.steps_in_window) == self.window:
+                self.rebalancing.fill_(False)
+
+
+class RandomBalance(Algorithm):
+    """A.3: after the warm-up, each step is drawn uniformly from {regular, re-balance m0, re-balance m1}."""
+
+    CHOICES = (REGULAR, REBALANCE[0], REBALANCE[1])
+
+    def __init__(self, model: nn.Module, cfg: RunConfig):
+        super().__init__(model, cfg)
+        if self.speed is None:
+            raise ValueError("random re-balancing needs a two-branch model")
+        self.generator = torch.Generator()
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        self.generator.manual_seed(seed_for(self.cfg.seed, "random-steps", epoch))
+
+    def next_fusion(self) -> Fusion:
+        if self.warming_up:
+            return REGULAR
+        return self.CHOICES[int(torch.randint(3, (), generator=self.generator))]

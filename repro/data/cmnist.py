@@ -1,0 +1,44 @@
+"""Colored-and-gray MNIST from ``data/cmnist.h5`` (written by ``repro prep cmnist``; layout in data_prep.cmnist).
+
+Modalities: ``mono`` (m0, the coloured image, 3 channels) and ``gray`` (m1, 1 channel); any one or two of them,
+identical pairs included (``gray,gray`` for the paper's identical-modality study, §5.2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from .memory import InMemorySplit
+
+MODALITIES = {"mono": 3, "gray": 1}
+NUM_CLASSES = 10
+
+
+def _read(path: Path, split: str, modalities: tuple[str, ...], limit: int) -> InMemorySplit:
+    with h5py.File(path, "r") as f:
+        group = f[split]
+        n = group["label"].shape[0] if limit <= 0 else min(limit, group["label"].shape[0])
+        arrays = {m: np.asarray(group[m][:n]) for m in set(modalities)}
+        labels = torch.from_numpy(np.asarray(group["label"][:n]).astype(np.int64))
+    # (N, H, W, C) uint8 viewed as (N, C, H, W): exactly the channels-last memory layout, no copy.
+    tensors = {m: torch.from_numpy(a).permute(0, 3, 1, 2) for m, a in arrays.items()}
+    return InMemorySplit(tuple(tensors[m] for m in modalities), labels)
+
+
+def load_cmnist(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
+                ) -> dict[str, InMemorySplit]:
+    path = Path(path)
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ValueError(f"unknown CMNIST modality {unknown[0]!r}; choose from {', '.join(MODALITIES)}")
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no prepared Colored-and-gray MNIST; run `repro prep cmnist --out {path}`")
+    return {
+        "train": _read(path, "train", modalities, train_limit),
+        "val": _read(path, "val", modalities, eval_limit),
+        "test": _read(path, "test", modalities, eval_limit),
+    }

@@ -1,0 +1,40 @@
+"""How the fusion modules of a two-branch network behave during one forward pass.
+
+Every model in ``repro.models`` takes a :class:`Fusion` argument and hands it to each of its MMTMs, so the
+algorithms (A.2, A.3) and the metrics (A.1) can switch cross-modal flow without knowing the architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """Fusion behaviour for one forward pass.
+
+    rebalance: ``None`` for a regular step; ``k`` (0 or 1) for a re-balancing step that accelerates learning
+        from modality m_k (A.2): branch k's MMTM gates are replaced by their running means over the samples
+        of the regular steps so far, so branch k must fit the target from m_k alone during that step.
+    cut: derive f'_0 and f'_1 (A.1): in every MMTM the *other* modality's squeeze vector is replaced by its
+        training-set mean, cutting cross-modal flow; one pass then yields both uni-modal predictions.
+    """
+
+    rebalance: int | None = None
+    cut: bool = False
+
+    def __post_init__(self) -> None:
+        if self.rebalance not in (None, 0, 1):
+            raise ValueError(f"rebalance must be None, 0 or 1, got {self.rebalance!r}")
+        if self.cut and self.rebalance is not None:
+            raise ValueError("a forward pass cannot both cut cross-modal flow and re-balance")
+
+    @property
+    def is_regular(self) -> bool:
+        """A regular step (Alg. 1): both branches use their own gates; running gate means are updated."""
+        return self.rebalance is None and not self.cut
+
+
+REGULAR = Fusion()
+CUT = Fusion(cut=True)
+REBALANCE = (Fusion(rebalance=0), Fusion(rebalance=1))

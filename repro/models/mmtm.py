@@ -1,0 +1,83 @@
+"""Multi-modal transfer module (Joze et al., 2020), as used by the paper (Fig. 1, A.1, A.2).
+
+For feature maps A (C_A channels) and B (C_B channels) of the two branches:
+    S_A, S_B = global average over every non-channel dimension (squeeze)
+    Z = ReLU(W [S_A, S_B] + b)                      hidden size int(2 (C_A + C_B) / ratio), ratio 4
+    E_A = W_A Z + b_A,  E_B = W_B Z + b_B          (excitation)
+    outputs  A * sigma(E_A),  B * sigma(E_B)       channel-wise
+
+Gate scale: the appendix (A.1) writes ``2 * sigma(E)``; both public implementations (MMTM's and the greedy
+paper's reference code) use ``sigma(E)``. We follow the code, since the paper's numbers came from it.
+
+Parameter groups (paper footnote 1, `paper-facts.md`): the shared squeeze layer ``squeeze`` belongs to both
+theta'_0 and theta'_1; ``excite_a`` to theta'_0 only; ``excite_b`` to theta'_1 only.
+
+Buffers (saved in the state dict, moved by ``.to()``):
+    gate_mean_a/b, gate_count: running means of the gates sigma(E_A), sigma(E_B) over the samples of regular
+        training steps (A.2). Updated only by forward passes in training mode with regular fusion, never by
+        evaluation passes or re-balancing steps. (The reference code updates modality 1's mean from modality
+        0's gate and keeps these outside the state dict; not copied.)
+    squeeze_mean_a/b: training-set means of S_A, S_B (A.1), filled by
+        :func:`repro.metrics.utilization.compute_squeeze_means` before the uni-modal evaluation.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .fusion import REGULAR, Fusion
+
+
+def squeeze(x: Tensor) -> Tensor:
+    """Global average over every dimension after the channel dimension: (B, C, ...) -> (B, C)."""
+    return x.flatten(2).mean(dim=2) if x.dim() > 2 else x
+
+
+def _broadcast_gate(gate: Tensor, like: Tensor) -> Tensor:
+    """(B, C) gate -> (B, C, 1, ..., 1) so that it scales every position of the feature map ``like``."""
+    return gate.reshape(gate.shape + (1,) * (like.dim() - 2))
+
+
+class MMTM(nn.Module):
+    def __init__(self, channels_a: int, channels_b: int, ratio: float = 4.0):
+        super().__init__()
+        hidden = int(2 * (channels_a + channels_b) / ratio)
+        self.squeeze = nn.Linear(channels_a + channels_b, hidden)
+        self.excite_a = nn.Linear(hidden, channels_a)
+        self.excite_b = nn.Linear(hidden, channels_b)
+        self.register_buffer("gate_mean_a", torch.zeros(channels_a))
+        self.register_buffer("gate_mean_b", torch.zeros(channels_b))
+        self.register_buffer("gate_count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("squeeze_mean_a", torch.zeros(channels_a))
+        self.register_buffer("squeeze_mean_b", torch.zeros(channels_b))
+
+    def gates(self, s_a: Tensor, s_b: Tensor, cut: bool = False) -> tuple[Tensor, Tensor]:
+        """sigma(E_A), sigma(E_B) for squeeze vectors (B, C_A), (B, C_B); with ``cut``, the A.1 variant."""
+        if cut:
+            mean_a = self.squeeze_mean_a.expand_as(s_a)
+            mean_b = self.squeeze_mean_b.expand_as(s_b)
+            z_a = torch.relu(self.squeeze(torch.cat([s_a, mean_b], dim=1)))
+            z_b = torch.relu(self.squeeze(torch.cat([mean_a, s_b], dim=1)))
+        else:
+            z_a = z_b = torch.relu(self.squeeze(torch.cat([s_a, s_b], dim=1)))
+        return torch.sigmoid(self.excite_a(z_a)), torch.sigmoid(self.excite_b(z_b))
+
+    @torch.no_grad()
+    def _track_gates(self, gate_a: Tensor, gate_b: Tensor) -> None:
+        """Cumulative mean over all samples seen in regular training steps (A.2's D_passed)."""
+        n = gate_a.shape[0]
+        self.gate_count += n
+        weight = n / self.gate_count.to(gate_a.dtype)
+        self.gate_mean_a += (gate_a.float().mean(0) - self.gate_mean_a) * weight
+        self.gate_mean_b += (gate_b.float().mean(0) - self.gate_mean_b) * weight
+
+    def forward(self, a: Tensor, b: Tensor, fusion: Fusion = REGULAR) -> tuple[Tensor, Tensor]:
+        gate_a, gate_b = self.gates(squeeze(a), squeeze(b), cut=fusion.cut)
+        if self.training and fusion.is_regular:
+            self._track_gates(gate_a.detach(), gate_b.detach())
+        if fusion.rebalance == 0:
+            gate_a = self.gate_mean_a.to(gate_a.dtype).expand_as(gate_a)
+        elif fusion.rebalance == 1:
+            gate_b = self.gate_mean_b.to(gate_b.dtype).expand_as(gate_b)
+        return a * _broadcast_gate(gate_a, a), b * _broadcast_gate(gate_b, b)

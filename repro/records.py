@@ -1,0 +1,75 @@
+"""Run records and checkpoints on disk, always written atomically (temp file in the same folder, then rename),
+so a run killed at any moment leaves either the previous or the new version, never half of one."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+
+RECORD_NAME = "record.json"
+CHECKPOINT_NAME = "checkpoint.pt"  # state after the last completed epoch (for resume)
+BEST_NAME = "best.pt"  # model with the best validation accuracy so far
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(x: Any) -> Any:
+    """NaN and infinities become null (JSON has no NaN); everything else as is."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def write_json(path: Path, obj: dict) -> None:
+    text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
+    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+
+
+def read_json(path: Path) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+
+
+def load_torch(path: Path, device: torch.device | str = "cpu") -> Any:
+    return torch.load(path, map_location=device, weights_only=False)
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {
+        "repro": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "cuda": torch.version.cuda or "none",
+    }
