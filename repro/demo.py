@@ -19,7 +19,8 @@ ALGORITHMS = ("vanilla", "guided")
 
 
 def _table(records: dict[str, dict]) -> str:
-    lines = ["| algorithm | test acc (%) | d_util | u(m1|m0) | u(m0|m1) | d_speed | epochs |", "|---|---|---|---|---|---|---|"]
+    lines = ["| algorithm | test acc (%) | d_util | u(m1|m0) | u(m0|m1) | d_speed | epochs |",
+             "|---|---|---|---|---|---|---|"]
     for name, r in records.items():
         t = r["test"]
         lines.append(f"| {name} | {t['acc']:.2f} | {t['d_util']:+.3f} | {t['u_m1_given_m0']:+.3f} | "

@@ -26,7 +26,17 @@ from .data import DatasetBundle, load_dataset
 from .hparams import RunConfig
 from .metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
 from .models import build_model
-from .records import BEST_NAME, CHECKPOINT_NAME, RECORD_NAME, load_torch, read_json, save_torch, versions, write_json
+from .records import (
+    BEST_NAME,
+    CHECKPOINT_NAME,
+    DONE_NAME,
+    RECORD_NAME,
+    load_torch,
+    read_json,
+    save_torch,
+    versions,
+    write_json,
+)
 
 EVAL_BATCH_SIZE = 500
 
@@ -66,12 +76,15 @@ class Trainer:
         record = read_json(self.record_path)
         if record.get("spec_hash") != self.cfg.spec_hash():
             if self.force:
-                for name in (RECORD_NAME, CHECKPOINT_NAME, BEST_NAME):
+                for name in (DONE_NAME, RECORD_NAME, CHECKPOINT_NAME, BEST_NAME):
                     (self.out / name).unlink(missing_ok=True)
                 return None
             raise RunConflict(f"{self.out} holds another run (spec {record.get('spec_hash')}, this one "
                               f"{self.cfg.spec_hash()}); choose another --out or pass --force to replace it")
-        return record if record.get("status") == "done" else None
+        if record.get("status") != "done":
+            return None
+        (self.out / DONE_NAME).touch()
+        return record
 
     def _build(self) -> None:
         cfg = self.cfg
@@ -218,6 +231,7 @@ class Trainer:
             record.update(stopped=stop, test=self._test(record), status="done")
             record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)
             write_json(self.record_path, record)
+            (self.out / DONE_NAME).touch()
         except BaseException as exc:
             record.update(status="failed", error="".join(traceback.format_exception_only(type(exc), exc)).strip())
             write_json(self.record_path, record)

@@ -18,6 +18,7 @@ from . import __version__
 RECORD_NAME = "record.json"
 CHECKPOINT_NAME = "checkpoint.pt"  # state after the last completed epoch (for resume)
 BEST_NAME = "best.pt"  # model with the best validation accuracy so far
+DONE_NAME = "done"  # marker written last, when the record is final (what Make targets depend on)
 
 
 def _atomic_write(path: Path, write) -> None:

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-# The package is not installed in the venv: let plain `pytest` import repro and data_prep from here.
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from data_prep.mnist_source import IDX_FILES, write_idx
 
@@ -77,3 +71,11 @@ def tiny_cmnist_h5(tmp_path, tiny_mnist_dir) -> Path:
         progress=False,
         log=lambda msg: None,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_cmnist(tmp_path_factory) -> Path:
+    """A small file in the CMNIST layout whose classes a few epochs learn (see engine_fixtures)."""
+    from engine_fixtures import write_tiny_cmnist
+
+    return write_tiny_cmnist(tmp_path_factory.mktemp("data") / "cmnist.h5")

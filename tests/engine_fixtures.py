@@ -11,7 +11,6 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import pytest
 from torch import nn
 
 from repro.models.twobranch import Branch, TwoBranchNet
@@ -32,11 +31,6 @@ def write_tiny_cmnist(path: Path, n_train: int = 256, n_eval: int = 64, seed: in
             g = f.create_group(split)
             g["mono"], g["gray"], g["label"] = mono, gray, y.astype(np.int64)
     return path
-
-
-@pytest.fixture(scope="session")
-def tiny_cmnist(tmp_path_factory) -> Path:
-    return write_tiny_cmnist(tmp_path_factory.mktemp("data") / "cmnist.h5")
 
 
 def toy_two_branch(features: int = 3, classes: int = 4) -> TwoBranchNet:

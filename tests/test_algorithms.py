@@ -18,7 +18,8 @@ def _setup(algorithm, **overrides):
 
 def _batch(n=16, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return (torch.rand(n, 3, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)), torch.randint(10, (n,), generator=g)
+    inputs = torch.rand(n, 3, 28, 28, generator=g), torch.rand(n, 1, 28, 28, generator=g)
+    return inputs, torch.randint(10, (n,), generator=g)
 
 
 def test_every_parameter_gets_a_finite_gradient_in_a_regular_step():

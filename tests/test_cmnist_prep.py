@@ -9,12 +9,13 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_SPLIT_SIZES
 
 from data_prep import cmnist
 from data_prep.cli import prep
 from data_prep.cmnist import DEFAULT_VARIANCE, PALETTE, build_recipe, colorize, prepare_cmnist
 from data_prep.common import PrepError, atomic_h5, is_up_to_date, recipe_hash
+
+from conftest import TINY_SPLIT_SIZES
 
 SPLITS = ("train", "val", "test")
 QUIET = {"progress": False, "log": lambda msg: None}

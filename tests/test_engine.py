@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engine_fixtures import tiny_cmnist, write_tiny_cmnist  # noqa: F401  (fixture)
 from repro.engine import RunConflict, train
 from repro.hparams import resolve
+
+from engine_fixtures import write_tiny_cmnist
 
 TEST_KEYS = {"acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal",
              "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed"}
@@ -32,6 +33,7 @@ def test_tiny_run_writes_a_complete_record(tiny_cmnist, tmp_path, algorithm):
     assert on_disk == json.loads(json.dumps(record))
     for key in ("dataset", "algorithm", "seed", "config", "versions", "epochs", "best_epoch", "status", "test"):
         assert key in on_disk
+    assert (tmp_path / "run" / "done").exists()
     assert on_disk["status"] == "done" and on_disk["dataset"] == "cmnist" and on_disk["algorithm"] == algorithm
     assert on_disk["config"]["lr"] == 0.01 and on_disk["config"]["momentum"] == 0.9  # the paper's CMNIST setting
     assert len(on_disk["epochs"]) == 3 and 1 <= on_disk["best_epoch"] <= 3

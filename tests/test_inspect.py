@@ -8,11 +8,12 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_SPLIT_SIZES
 
 from data_prep.cli import inspect_cmd
 from data_prep.common import PrepError
 from data_prep.inspect import describe
+
+from conftest import TINY_SPLIT_SIZES
 
 
 def test_describe_cmnist(tiny_cmnist_h5):

@@ -5,9 +5,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from engine_fixtures import toy_two_branch
 from repro.metrics.speed import ConditionalSpeed
 
+from engine_fixtures import toy_two_branch
 
 
 def _group_of(name: str) -> list[str]:
@@ -31,7 +31,7 @@ def test_d_speed_equals_hand_computation():
     speed = ConditionalSpeed(model.parameter_groups(), log_base=10)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     hand = dict.fromkeys(["theta0", "theta0_fusion", "theta1", "theta1_fusion"], 0.0)
-    for step in range(3):
+    for _ in range(3):
         x0, x1, y = torch.randn(8, 3), torch.randn(8, 3), torch.randint(4, (8,))
         out = model(x0, x1)
         loss = F.cross_entropy(out.logits[0], y) + F.cross_entropy(out.logits[1], y)

@@ -4,8 +4,9 @@ import math
 
 import torch
 
-from engine_fixtures import toy_two_branch
 from repro.metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
+
+from engine_fixtures import toy_two_branch
 
 
 def test_rates_equal_hand_computation():
@@ -60,5 +61,5 @@ def test_branch_accuracies_by_hand():
                 hits[i] += (logits.argmax(1) == y).sum()
     expected = (100 * hits / 40).tolist()
     names = ["acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal"]
-    for name, value in zip(names, expected):
+    for name, value in zip(names, expected, strict=True):
         assert math.isclose(accs[name], value, abs_tol=1e-9), name

@@ -48,7 +48,7 @@ def compute_squeeze_means(model: nn.Module, batches: Iterable[tuple[tuple[Tensor
         model.train(was_training)
     if count == 0:
         raise ValueError("no training batches to compute the squeeze means from")
-    for m, (sum_a, sum_b) in zip(mmtms, sums):
+    for m, (sum_a, sum_b) in zip(mmtms, sums, strict=True):
         m.squeeze_mean_a.copy_(sum_a / count)
         m.squeeze_mean_b.copy_(sum_b / count)
 
@@ -77,7 +77,7 @@ def branch_accuracies(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ..
     finally:
         model.train(was_training)
     acc = (100.0 * correct.double() / max(n, 1)).tolist()
-    return dict(zip(names[:used], acc[:used]))
+    return dict(zip(names[:used], acc[:used], strict=True))
 
 
 def utilization_rates(accs: dict[str, float]) -> dict[str, float]:

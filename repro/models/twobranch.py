@@ -63,7 +63,8 @@ class TwoBranchNet(nn.Module):
         if len(branch0.stages) != len(branch1.stages):
             raise ValueError("both branches must have the same number of stages")
         self.branch0, self.branch1 = branch0, branch1
-        self.fusion = nn.ModuleDict({str(i): MMTM(c, c, mmtm_ratio) for i, c in zip(fuse_after, fuse_channels)})
+        pairs = zip(fuse_after, fuse_channels, strict=True)
+        self.fusion = nn.ModuleDict({str(i): MMTM(c, c, mmtm_ratio) for i, c in pairs})
         self.num_classes = branch0.head.out_features
 
     def mmtms(self) -> list[MMTM]:
@@ -71,7 +72,7 @@ class TwoBranchNet(nn.Module):
 
     def forward(self, x0: Tensor, x1: Tensor, fusion: Fusion = REGULAR) -> ModelOutput:
         h0, h1 = x0, x1
-        for i, (stage0, stage1) in enumerate(zip(self.branch0.stages, self.branch1.stages)):
+        for i, (stage0, stage1) in enumerate(zip(self.branch0.stages, self.branch1.stages, strict=True)):
             h0, h1 = stage0(h0), stage1(h1)
             if str(i) in self.fusion:
                 h0, h1 = self.fusion[str(i)](h0, h1, fusion)
