@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from data_prep.cli import inspect_cmd
+from data_prep.cmnist import DEFAULT_VARIANCE
 from data_prep.common import PrepError
 from data_prep.inspect import describe
 
@@ -49,7 +50,7 @@ def test_cli_text(tiny_cmnist_h5):
     assert r.exit_code == 0, r.output
     assert f"train: {TINY_SPLIT_SIZES['train']} samples" in r.output
     assert "(80, 28, 28, 3)" in r.output and "uint8" in r.output
-    assert "recipe_hash:" in r.output and "variance: 0.02" in r.output
+    assert "recipe_hash:" in r.output and f"variance: {DEFAULT_VARIANCE}" in r.output
 
 
 @pytest.mark.parametrize("make", ["missing", "text", "directory"])
