@@ -10,6 +10,7 @@ REPRO    := $(BIN)/repro
 SEEDS      ?= 0 1 2
 ALGORITHMS ?= vanilla rubi random guided
 THREADS    ?= 0
+TRAIN_ARGS ?=
 RESULTS    ?= results
 
 .PHONY: help install test lint demo table1 clean
@@ -43,7 +44,7 @@ TABLE1_RUNS := $(foreach d,$(TABLE1_DATASETS),$(foreach a,$(ALGORITHMS),$(foreac
 
 $(RESULTS)/table1/runs/cmnist/%/done: data/cmnist.h5 | $(INSTALLED)
 	$(REPRO) train --dataset cmnist --algorithm $(word 1,$(subst /, ,$*)) \
-		--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$*))) --threads $(THREADS) --out $(dir $@)
+		--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$*))) --threads $(THREADS) --out $(dir $@) $(TRAIN_ARGS)
 
 $(RESULTS)/table1/table1.md: $(TABLE1_RUNS)
 	$(REPRO) table1 --results $(RESULTS)/table1/runs --out $(RESULTS)/table1

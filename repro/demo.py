@@ -14,7 +14,7 @@ import click
 
 from .hparams import resolve
 
-PROFILE = dict(train_limit=10000, max_epochs=10)
+PROFILE = dict(train_limit=20000, max_epochs=12)
 ALGORITHMS = ("vanilla", "guided")
 
 

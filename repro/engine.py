@@ -132,8 +132,10 @@ class Trainer:
         steps = 0
         batches = train.batches(cfg.batch_size, generator=order)
         total = -(-len(train) // cfg.batch_size)
-        for inputs, y in tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False, disable=not cfg.progress,
-                              unit="step"):
+        # disable=None: a bar on a terminal, none in a log file (cluster jobs); epoch lines are printed anyway.
+        bar = tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False, unit="step",
+                   disable=None if cfg.progress else True)
+        for inputs, y in bar:
             result = alg.training_step(inputs, y, self.optimizer)
             loss_sum += result.loss.double() * y.shape[0]
             correct += (result.prediction.argmax(1) == y).sum()
@@ -225,8 +227,7 @@ class Trainer:
                 record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
                 save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
                 write_json(self.record_path, record)
-                if self.cfg.progress:
-                    print(_epoch_line(stats), flush=True)
+                print(_epoch_line(stats), flush=True)
             start = time.perf_counter()
             record.update(stopped=stop, test=self._test(record), status="done")
             record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)

@@ -56,7 +56,7 @@ class RunConfig:
     eval_limit: int = field(default=0, metadata={"help": "use only the first N val/test samples (0: all)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
-    progress: bool = field(default=True, metadata={"help": "show progress bars"})
+    progress: bool = field(default=True, metadata={"help": "progress bars on a terminal (epoch lines always)"})
 
     @property
     def modality_names(self) -> tuple[str, ...]:
