@@ -1,0 +1,59 @@
+"""The ``repro`` command line: configuration from options, train, bench keys (not timings: those are
+benchmarks, see README)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from repro.cli import main
+from repro.hparams import resolve
+
+
+def test_resolve_precedence_and_zero_is_a_value():
+    cfg = resolve("cmnist", lr=0.5, momentum=0.0, warmup_epochs=0)
+    assert cfg.lr == 0.5 and cfg.momentum == 0.0 and cfg.warmup_epochs == 0  # 0 overrides the paper's 0.9
+    paper = resolve("cmnist")
+    assert (paper.lr, paper.momentum, paper.batch_size, paper.alpha, paper.window) == (0.01, 0.9, 128, 0.1, 5)
+    assert paper.modality_names == ("mono", "gray") and paper.setting == "cmnist"
+    assert cfg.spec_hash() != paper.spec_hash()
+    assert resolve("cmnist", device="cpu", threads=1).spec_hash() == paper.spec_hash()  # runtime-only fields
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"algorithm": "adam"}, "unknown algorithm"),
+    ({"modalities": "mono,gray,mono"}, "one or two"),
+    ({"modalities": "gray", "algorithm": "guided"}, "needs two modalities"),
+])
+def test_resolve_rejects_nonsense(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        resolve("cmnist", **overrides)
+
+
+def test_train_command_overrides_every_field_and_parses_booleans_strictly(tiny_cmnist, tmp_path):
+    runner = CliRunner()
+    args = ["train", "--dataset", "cmnist", "--algorithm", "guided", "--data", str(tiny_cmnist), "--max-epochs", "1",
+            "--batch-size", "64", "--alpha", "0", "--window", "2", "--threads", "1", "--out", str(tmp_path / "r")]
+    result = runner.invoke(main, args + ["--progress", "maybe"])
+    assert result.exit_code == 2 and "maybe" in result.output
+    result = runner.invoke(main, args + ["--progress", "false", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output[result.output.index("{"):])
+    assert record["config"]["alpha"] == 0.0 and record["config"]["window"] == 2
+    assert record["config"]["batch_size"] == 64 and record["status"] == "done"
+
+
+def test_train_without_data_names_the_file_and_the_fix(tmp_path):
+    result = CliRunner().invoke(main, ["train", "--dataset", "cmnist", "--data", str(tmp_path / "nope.h5"),
+                                       "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1 and "nope.h5" in result.output and "repro prep cmnist" in result.output
+
+
+def test_bench_reports_the_ratios():
+    result = CliRunner().invoke(main, ["bench", "--json", "--device", "cpu", "--rounds", "1", "--steps", "2",
+                                       "--batch-size", "8"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for key in ("guided_over_vanilla_step", "speed_stats_fused_over_per_parameter", "train_samples_per_s", "device"):
+        assert key in report
+    assert report["guided_over_vanilla_step"] > 0 and report["speed_stats_fused_over_per_parameter"] > 0
