@@ -96,3 +96,9 @@ def test_resume_after_kill_gives_the_uninterrupted_record(tmp_path):
     resumed = json.loads((killed / "record.json").read_text())
     assert resumed["status"] == "done"
     assert _without_timing(resumed) == _without_timing(straight)
+
+
+def test_trains_on_a_file_written_by_the_real_prep_stage(tiny_cmnist_h5, tmp_path):
+    """The stage's output and the engine's input agree (layout, dtypes, modality names)."""
+    record = train(_cfg(tiny_cmnist_h5, algorithm="guided", max_epochs=2, batch_size=16), tmp_path / "run")
+    assert record["status"] == "done" and record["test"]["d_util"] is not None
