@@ -5,34 +5,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from . import __version__
+from .atomic import atomic_write, atomic_write_text
 
 RECORD_NAME = "record.json"
 CHECKPOINT_NAME = "checkpoint.pt"  # state after the last completed epoch (for resume)
 BEST_NAME = "best.pt"  # model with the best validation accuracy so far
 DONE_NAME = "done"  # marker written last, when the record is final (what Make targets depend on)
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(x: Any) -> Any:
@@ -48,7 +33,7 @@ def _jsonable(x: Any) -> Any:
 
 def write_json(path: Path, obj: dict) -> None:
     text = json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n"
-    _atomic_write(Path(path), lambda f: f.write(text.encode()))
+    atomic_write_text(path, text)
 
 
 def read_json(path: Path) -> dict:
@@ -57,7 +42,7 @@ def read_json(path: Path) -> dict:
 
 
 def save_torch(path: Path, obj: Any) -> None:
-    _atomic_write(Path(path), lambda f: torch.save(obj, f))
+    atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_torch(path: Path, device: torch.device | str = "cpu") -> Any:

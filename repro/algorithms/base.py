@@ -8,6 +8,7 @@ carries the model, the conditional-speed accumulators and any extra state (check
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -30,8 +31,6 @@ class StepResult:
 def seed_for(seed: int, *keys: object) -> int:
     """A stable 63-bit seed for one purpose (e.g. ``seed_for(s, "data", epoch)``), so each epoch's randomness is
     a pure function of (seed, epoch): a resumed run draws exactly what an uninterrupted one would."""
-    import hashlib
-
     digest = hashlib.sha256(repr((seed,) + keys).encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 

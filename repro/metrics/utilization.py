@@ -61,7 +61,7 @@ def branch_accuracies(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ..
     names = ["acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal"]
     was_training = model.training
     model.eval()
-    correct = torch.zeros(len(names), dtype=torch.long)
+    correct = None  # hit counts, accumulated on the model's device (one host transfer at the end)
     n, used = 0, 1
     try:
         for inputs, y in batches:
@@ -72,11 +72,14 @@ def branch_accuracies(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ..
                 if unimodal:
                     hits += [lg.argmax(1) == y for lg in model(*inputs, fusion=CUT).logits]
             used = len(hits)
-            correct[:used] += torch.stack([h.sum() for h in hits]).cpu()
+            counts = torch.stack([h.sum() for h in hits])
+            correct = counts if correct is None else correct + counts
             n += y.shape[0]
     finally:
         model.train(was_training)
-    acc = (100.0 * correct.double() / max(n, 1)).tolist()
+    if correct is None:
+        raise ValueError("no batches to evaluate")
+    acc = (100.0 * correct.double().cpu() / n).tolist()
     return dict(zip(names[:used], acc[:used], strict=True))
 
 

@@ -17,13 +17,12 @@ from __future__ import annotations
 import csv
 import io
 import logging
-import os
 import statistics
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from repro.atomic import atomic_write_text
 from repro.report.paper import ALGORITHMS, PAPER_RUNS, SETTINGS, TABLE1, PaperValue
 from repro.report.records import PATH_KEY, is_number, scan_records, why_unusable
 
@@ -352,20 +351,6 @@ def to_csv(table: Table1) -> str:
 # --- files ---
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a temporary file in the same directory, then rename it over ``path`` (never half a file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_table1(results_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
     """Build Table 1 from every ``record.json`` under ``results_dir``; write ``table1.{md,tex,csv}``.
 
@@ -379,5 +364,5 @@ def write_table1(results_dir: str | Path, out_dir: str | Path) -> dict[str, Path
     paths = {}
     for ext, render in (("md", to_markdown), ("tex", to_latex), ("csv", to_csv)):
         paths[ext] = out / f"table1.{ext}"
-        _write_atomic(paths[ext], render(table))
+        atomic_write_text(paths[ext], render(table))
     return paths
