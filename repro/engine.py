@@ -95,6 +95,7 @@ class Trainer:
         bundle: DatasetBundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit,
                                              cfg.eval_limit)
         self.splits = {k: v.to(self.device) for k, v in bundle.splits.items()}
+        self.data_provenance = {k: str(v) for k, v in bundle.provenance.items()}
         torch.manual_seed(seed_for(cfg.seed, "init"))
         model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes)
         model = model.to(self.device, memory_format=torch.channels_last)
@@ -113,7 +114,8 @@ class Trainer:
         return {
             "dataset": cfg.dataset, "setting": cfg.setting, "algorithm": cfg.algorithm, "seed": cfg.seed,
             "modalities": list(cfg.modality_names), "spec_hash": cfg.spec_hash(), "config": asdict(cfg),
-            "versions": versions(), "device": str(self.device), "status": "running", "error": None,
+            "versions": versions(), "data_provenance": self.data_provenance,
+            "device": str(self.device), "status": "running", "error": None,
             "epochs": [], "best_epoch": None, "best_val_acc": None, "stopped": None, "test": None,
             "timing": {"epoch_seconds": [], "test_seconds": None},
         }

@@ -13,11 +13,13 @@ class DatasetBundle:
     splits: dict[str, InMemorySplit]
     in_channels: tuple[int, ...]
     num_classes: int
+    provenance: dict  # recipe hash and checksum of the prepared file
 
 
 def load_dataset(name: str, path: str, modalities: tuple[str, ...], train_limit: int = 0,
                  eval_limit: int = 0) -> DatasetBundle:
     if name == "cmnist":
         splits = cmnist.load_cmnist(path, modalities, train_limit, eval_limit)
-        return DatasetBundle(splits, tuple(cmnist.MODALITIES[m] for m in modalities), cmnist.NUM_CLASSES)
+        channels = tuple(cmnist.MODALITIES[m] for m in modalities)
+        return DatasetBundle(splits, channels, cmnist.NUM_CLASSES, cmnist.provenance(path))
     raise ValueError(f"unknown dataset {name!r}")

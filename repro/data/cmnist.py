@@ -42,3 +42,9 @@ def load_cmnist(path: str | Path, modalities: tuple[str, ...], train_limit: int 
         "val": _read(path, "val", modalities, eval_limit),
         "test": _read(path, "test", modalities, eval_limit),
     }
+
+
+def provenance(path: str | Path) -> dict:
+    """The prepared file's identity, copied into each run record (which data a run saw)."""
+    with h5py.File(path, "r") as f:
+        return {k: f.attrs[k] for k in ("recipe_hash", "arrays_checksum", "source") if k in f.attrs}
