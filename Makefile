@@ -25,7 +25,8 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)  ## create .venv with the pinned dependencies
 
-test: $(INSTALLED)  ## run the test suite (CPU, a few minutes)
+test: $(INSTALLED)  ## lint, then run the test suite (CPU, a few minutes)
+	$(BIN)/ruff check repro data_prep tests
 	$(BIN)/pytest -q
 
 lint: $(INSTALLED)  ## ruff over the code
