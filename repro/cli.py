@@ -1,4 +1,4 @@
-"""The ``repro`` command line: prep, inspect, train, table1, figures, bench, demo, doctor."""
+"""The ``repro`` command line: prep, inspect, train, sweep, table1, figures, bench, demo, doctor."""
 
 from __future__ import annotations
 
@@ -69,6 +69,7 @@ def _mount() -> None:
     from .bench import bench
     from .demo import demo
     from .doctor_cli import doctor
+    from .experiments.cli import sweep_cmd
     from .report.cli import figures_cmd, table1_cmd
 
     main.add_command(prep, "prep")
@@ -78,6 +79,7 @@ def _mount() -> None:
     main.add_command(bench, "bench")
     main.add_command(demo, "demo")
     main.add_command(doctor, "doctor")
+    main.add_command(sweep_cmd, "sweep")
 
 
 _mount()

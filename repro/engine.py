@@ -39,6 +39,7 @@ from .records import (
 )
 
 EVAL_BATCH_SIZE = 500
+SMALL_WEIGHT = 1e-7  # R(f) counts parameters below this magnitude (§5.3)
 
 
 class RunConflict(RuntimeError):
@@ -195,6 +196,7 @@ class Trainer:
                 "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed"]
         result = dict.fromkeys(keys)
         result.update(test)
+        result["r_f"] = small_weight_fraction(self.model)
         if two_branch:
             result.update(utilization_rates(test))
             result["d_speed"] = record["epochs"][best["epoch"] - 1]["d_speed"]  # d_speed(f; T), T = kept step
@@ -236,10 +238,18 @@ class Trainer:
             write_json(self.record_path, record)
             (self.out / DONE_NAME).touch()
         except BaseException as exc:
-            record.update(status="failed", error="".join(traceback.format_exception_only(type(exc), exc)).strip())
+            # An interruption (Ctrl-C, SystemExit) is not a failure of the run: a sweep resumes it, as after a kill.
+            status = "failed" if isinstance(exc, Exception) else "interrupted"
+            record.update(status=status, error="".join(traceback.format_exception_only(type(exc), exc)).strip())
             write_json(self.record_path, record)
             raise
         return record
+
+
+def small_weight_fraction(model: torch.nn.Module, threshold: float = SMALL_WEIGHT) -> float:
+    """R(f) of §5.3: the fraction of the model's parameters whose magnitude is below 1e-7 (Fig. 3, Fig. A.4)."""
+    small = sum(int((p.detach().abs() < threshold).sum()) for p in model.parameters())
+    return small / sum(p.numel() for p in model.parameters())
 
 
 def _epoch_line(s: dict) -> str:

@@ -26,6 +26,10 @@ DATASET_DEFAULTS: dict[str, dict] = {
 # Fields that change how a run executes, not what it computes: excluded from the run's identity.
 RUNTIME_FIELDS = ("device", "threads", "progress")
 
+# Fields added after run records existed, with their neutral value: part of the identity only when set to another
+# value, so the runs recorded before a field existed keep their spec hash (and resume, and are found done).
+LATER_FIELDS = {"l1": 0.0}
+
 
 @dataclass
 class RunConfig:
@@ -40,6 +44,8 @@ class RunConfig:
     lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
     momentum: float = field(default=0.0, metadata={"help": "SGD momentum"})
     weight_decay: float = field(default=0.0, metadata={"help": "SGD weight decay"})
+    l1: float = field(default=0.0, metadata={
+        "help": "weight lambda of the L1 penalty lambda*||theta||_1 on all model parameters (§5.3)"})
     batch_size: int = field(default=128, metadata={"help": "training batch size"})
     max_epochs: int = field(default=300, metadata={"help": "cap on training epochs"})
     stop_patience: int = field(default=5, metadata={
@@ -67,6 +73,9 @@ class RunConfig:
         d = dataclasses.asdict(self)
         for k in RUNTIME_FIELDS:
             d.pop(k)
+        for k, neutral in LATER_FIELDS.items():
+            if d[k] == neutral:
+                d.pop(k)
         return d
 
     def spec_hash(self) -> str:

@@ -17,7 +17,7 @@ from repro.hparams import resolve
 from engine_fixtures import write_tiny_cmnist
 
 TEST_KEYS = {"acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal",
-             "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed"}
+             "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed", "r_f"}
 
 
 def _cfg(data, **kw):

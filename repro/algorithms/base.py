@@ -35,6 +35,11 @@ def seed_for(seed: int, *keys: object) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def l1_norm(model: nn.Module) -> Tensor:
+    """||theta||_1 over all model parameters (§5.3; θ "stands for all model parameters", fusion included)."""
+    return torch.stack([p.abs().sum() for p in model.parameters()]).sum()
+
+
 class Algorithm(nn.Module):
     """Vanilla multi-modal learning: minimise L = CE(y, y_hat_0) + CE(y, y_hat_1) with regular steps (§2)."""
 
@@ -71,6 +76,8 @@ class Algorithm(nn.Module):
         fusion = self.next_fusion()
         out = self.model(*inputs, fusion=fusion)
         loss = self.loss(out, y)
+        if self.cfg.l1 > 0:
+            loss = loss + self.cfg.l1 * l1_norm(self.model)  # §5.3: L' = L + lambda ||theta||_1
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         track_speed = self.speed is not None and fusion.is_regular  # M sums over regular steps (Alg. 1)

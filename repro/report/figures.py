@@ -65,7 +65,8 @@ def _panel(ax, by_algorithm: dict[str, dict[str, list[float]]], metric: str) -> 
     for alg in _order(by_algorithm):
         x = np.asarray(by_algorithm[alg][metric])
         colour = COLOURS.get(alg, "tab:gray")
-        ax.hist(x, bins=bins, density=True, alpha=0.35, color=colour, label=f"{alg} (n={len(x)})")
+        ax.hist(x, bins=bins, density=True, alpha=0.35, color=colour,
+                label=f"{alg} (n={len(x)}, E={x.mean():+.2f})")
         if len(np.unique(x)) >= 3:
             ax.plot(grid, gaussian_kde(x)(grid), color=colour)
         ax.axvline(float(x.mean()), color=colour, linestyle=":", linewidth=1.5)

@@ -1,0 +1,256 @@
+"""Launchers for a sweep's runs: ``dry`` (print the plan), ``local`` (N worker processes on this machine, one per
+GPU or per share of the CPU cores) and ``slurm`` (submitit job arrays, several runs per array task).
+
+Each launcher first writes the study's manifest (``<results>/studies/<study>-<budget>.json``: the runs and the
+values they sweep, which the figures read), then hands out only the runs that are not done — and not failed,
+unless ``retry_failed`` — so re-launching an interrupted sweep runs only the rest. Every run trains in its own
+directory ``<results>/runs/<name>-<spec hash>`` under an exclusive lock (:mod:`repro.experiments.runner`), so two
+launchers on one results directory never train the same run and never write each other's records.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..atomic import atomic_write_text
+from .runner import Outcome, execute, record_failure, run_state
+from .sweeps import Plan, RunSpec
+
+
+def _print(message: str) -> None:
+    print(message, flush=True)
+
+MANIFEST_DIR = "studies"
+RUNS_DIR = "runs"
+
+
+@dataclass
+class Task:
+    index: int
+    config: dict
+    run_dir: str
+    label: str  # the swept values, for progress lines
+
+
+def manifest_path(results: Path, plan: Plan) -> Path:
+    return Path(results) / MANIFEST_DIR / f"{plan.study.name}-{plan.budget}.json"
+
+
+def write_manifest(results: Path, plan: Plan) -> Path:
+    import json
+
+    path = manifest_path(results, plan)
+    atomic_write_text(path, json.dumps(plan.manifest(), indent=1) + "\n")
+    return path
+
+
+def _label(spec: RunSpec) -> str:
+    values = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in spec.params.items())
+    return f"{spec.cfg.modalities.replace(',', '+')}, {values}"
+
+
+def states(results: Path, plan: Plan) -> list[str]:
+    return [run_state(Path(results) / RUNS_DIR / s.name) for s in plan.specs]
+
+
+def todo(results: Path, plan: Plan, retry_failed: bool, threads: int = 0, device: str = "auto",
+         log=_print) -> list[Task]:
+    """The runs to hand out, after one summary line of the sweep's state."""
+    found = states(results, plan)
+    counts = Counter(found)
+    wanted = {"pending", "partial"} | ({"failed"} if retry_failed else set())
+    tasks = []
+    for i, (spec, state) in enumerate(zip(plan.specs, found, strict=True)):
+        if state in wanted:
+            config = asdict(spec.cfg)
+            config.update(threads=threads, device=device, progress=False)
+            tasks.append(Task(i, config, str(Path(results) / RUNS_DIR / spec.name), _label(spec)))
+    parts = [f"{counts[s]} {s}" for s in ("done", "failed", "running", "partial", "pending") if counts[s]]
+    note = "" if retry_failed or not counts["failed"] else " (failed runs are skipped; --retry-failed reruns them)"
+    log(f"{plan.study.name} [{plan.budget}]: {len(plan.specs)} runs: {', '.join(parts) or 'none'}{note}; "
+        f"{len(tasks)} to run")
+    for dataset, reason in plan.skipped.items():
+        log(f"  skipped dataset {dataset}: {reason}")
+    return tasks
+
+
+# --- dry --------------------------------------------------------------------------------------------------------
+def launch_dry(plan: Plan, results: Path, retry_failed: bool = False, log=_print) -> list[Task]:
+    """Print the plan — every run, its state and its directory — and run nothing (nothing is written either)."""
+    found = states(results, plan)
+    log(f"{plan.study.name} [{plan.budget}] — {plan.study.figure}: {plan.study.title}")
+    for spec, state in zip(plan.specs, found, strict=True):
+        log(f"  {state:8s} {RUNS_DIR}/{spec.name}  {_label(spec)}")
+    return todo(results, plan, retry_failed, log=log)
+
+
+# --- local ------------------------------------------------------------------------------------------------------
+def _worker(slot: int, tasks, events, retry_failed: bool, threads: int, device: str) -> None:
+    """One worker process: its own thread count or GPU, then runs until it draws the end marker (None)."""
+    import torch
+
+    if device == "auto" and torch.cuda.is_available():
+        device = f"cuda:{slot % torch.cuda.device_count()}"
+    if threads > 0:
+        torch.set_num_threads(threads)
+    while (task := tasks.get()) is not None:
+        events.put(("start", slot, task.index))
+        task.config.update(device=device, threads=threads)
+        outcome = execute(task.config, task.run_dir, retry_failed)
+        events.put(("end", slot, task.index, outcome))
+
+
+def _line(done: int, total: int, outcome: Outcome, task: Task) -> str:
+    head = f"[{done}/{total}] {outcome.state:6s} {Path(task.run_dir).name} ({task.label})"
+    if outcome.state == "failed":
+        return f"{head}: {outcome.error}"
+    return f"{head}: {outcome.summary}" + (f" in {outcome.seconds:.0f} s" if outcome.seconds else "")
+
+
+def launch_local(plan: Plan, results: Path, workers: int = 1, threads: int = 0, device: str = "auto",
+                 retry_failed: bool = False, log=_print) -> list[Outcome]:
+    """Run the sweep's remaining runs on ``workers`` processes. ``threads`` 0: the CPU cores shared evenly.
+    A worker that dies (out of memory, a signal) has its run recorded as failed and is replaced."""
+    write_manifest(results, plan)
+    if threads <= 0:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    tasks = todo(results, plan, retry_failed, threads, device, log=log)
+    if not tasks:
+        return []
+    workers = max(1, min(workers, len(tasks)))
+    log(f"{len(tasks)} runs on {workers} worker(s) × {threads} thread(s); each run logs to <run dir>/train.log")
+    begun = time.perf_counter()
+    if workers == 1:  # in this process: no start-up cost, and a debugger works
+        outcomes = _run_here(tasks, retry_failed, log)
+    else:
+        outcomes = _run_workers(tasks, workers, retry_failed, threads, device, log)
+    counts = Counter(o.state for o in outcomes)
+    log(f"finished in {time.perf_counter() - begun:.0f} s: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return outcomes
+
+
+def _run_here(tasks: list[Task], retry_failed: bool, log) -> list[Outcome]:
+    outcomes = []
+    for task in tasks:
+        outcomes.append(execute(task.config, task.run_dir, retry_failed))
+        log(_line(len(outcomes), len(tasks), outcomes[-1], task))
+    return outcomes
+
+
+def _run_workers(tasks: list[Task], workers: int, retry_failed: bool, threads: int, device: str,
+                 log) -> list[Outcome]:
+    ctx = mp.get_context("spawn")  # no fork of a process that may hold torch threads
+    task_q, events = ctx.Queue(), ctx.Queue()
+    for t in tasks:
+        task_q.put(t)
+    by_index = {t.index: t for t in tasks}
+
+    def start(slot: int):
+        p = ctx.Process(target=_worker, args=(slot, task_q, events, retry_failed, threads, device), daemon=True)
+        p.start()
+        return p
+
+    procs = {slot: start(slot) for slot in range(workers)}
+    for _ in procs:
+        task_q.put(None)
+    in_flight: dict[int, int] = {}
+    outcomes: list[Outcome] = []
+    try:
+        while len(outcomes) < len(tasks):
+            try:
+                event = events.get(timeout=1.0)
+            except queue.Empty:
+                event = None
+            if event is not None and event[0] == "start":
+                in_flight[event[1]] = event[2]
+            elif event is not None:
+                _, slot, index, outcome = event
+                in_flight.pop(slot, None)
+                outcomes.append(outcome)
+                log(_line(len(outcomes), len(tasks), outcome, by_index[index]))
+            for slot, p in list(procs.items()):
+                if p.is_alive() or slot not in in_flight or not events.empty():
+                    continue
+                task = by_index[in_flight.pop(slot)]  # died during a run: record it, replace the worker
+                error = f"worker process died (exit code {p.exitcode})"
+                record_failure(Path(task.run_dir), _cfg(task), error)
+                outcomes.append(Outcome(Path(task.run_dir).name, "failed", error=error))
+                log(_line(len(outcomes), len(tasks), outcomes[-1], task))
+                procs[slot] = start(slot)
+                task_q.put(None)
+            if event is None and len(outcomes) < len(tasks) and not any(p.is_alive() for p in procs.values()):
+                raise RuntimeError("every worker exited with runs left; see the lines above")
+    finally:
+        for p in procs.values():
+            p.join(timeout=1 if len(outcomes) < len(tasks) else None)
+            if p.is_alive():
+                p.terminate()
+    return outcomes
+
+
+def _cfg(task: Task):
+    from ..hparams import from_dict
+
+    return from_dict(task.config)
+
+
+# --- slurm (submitit) -------------------------------------------------------------------------------------------
+def run_chunk(tasks: list[Task], retry_failed: bool, cwd: str) -> list[Outcome]:
+    """One array task: its runs one after the other (submitit pickles this function and its arguments)."""
+    os.chdir(cwd)  # the run configs hold data paths relative to where the sweep was launched
+    outcomes = []
+    for task in tasks:
+        outcome = execute(task.config, task.run_dir, retry_failed)
+        print(_line(len(outcomes) + 1, len(tasks), outcome, task), flush=True)
+        outcomes.append(outcome)
+    return outcomes
+
+
+@dataclass
+class SlurmOptions:
+    partition: str | None = None
+    timeout_min: int = 24 * 60
+    gpus_per_task: int = 1
+    cpus_per_task: int = 8
+    mem_gb: int = 32
+    runs_per_task: int = 4
+    array_parallelism: int = 64
+    cluster: str = "slurm"  # submitit's executor; "local" runs the array on this machine (tests)
+
+
+def launch_slurm(plan: Plan, results: Path, options: SlurmOptions, retry_failed: bool = False,
+                 wait: bool = False, log=_print):
+    """Submit the remaining runs as one job array, ``runs_per_task`` runs per array task; return the jobs.
+    With ``wait``, block until every task has finished and log each run's outcome."""
+    import submitit
+
+    write_manifest(results, plan)
+    device = "cpu" if options.gpus_per_task == 0 else "auto"
+    tasks = todo(results, plan, retry_failed, threads=options.cpus_per_task, device=device, log=log)
+    if not tasks:
+        return []
+    k = max(1, options.runs_per_task)
+    chunks = [tasks[i:i + k] for i in range(0, len(tasks), k)]
+    folder = Path(results) / "slurm" / "%j"
+    executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
+    params = dict(name=f"repro-{plan.study.name}", timeout_min=options.timeout_min,
+                  gpus_per_node=options.gpus_per_task, cpus_per_task=options.cpus_per_task,
+                  mem_gb=options.mem_gb, slurm_array_parallelism=options.array_parallelism)
+    if options.partition:
+        params["slurm_partition"] = options.partition
+    executor.update_parameters(**params)
+    n = len(chunks)
+    jobs = executor.map_array(run_chunk, chunks, [retry_failed] * n, [os.getcwd()] * n)
+    log(f"submitted {len(tasks)} runs as {n} array task(s) of up to {k} runs: job {jobs[0].job_id.split('_')[0]}; "
+        f"logs in {folder.parent}/<job id>/")
+    if wait:
+        outcomes = [o for job in jobs for o in job.result()]
+        counts = Counter(o.state for o in outcomes)
+        log("all array tasks finished: " + ", ".join(f"{c} {s}" for s, c in counts.items()))
+    return jobs

@@ -1,0 +1,143 @@
+"""Running one run of a sweep safely beside others: an exclusive lock per run directory, the run's state read from
+its record, failures recorded with their error, the run's own output kept in ``<run dir>/train.log``.
+
+States (:func:`run_state`): ``done`` (record finished), ``failed`` (the run raised; retried only when asked),
+``running`` (another process holds the lock), ``partial`` (started, not finished, nobody on it: resumes from its
+checkpoint), ``pending`` (never started).
+
+The lock is ``fcntl.flock`` on ``<run dir>/.lock``: the kernel drops it when the holder dies, so a killed launcher
+never leaves a stale lock. It is honoured across processes of one machine and, on Linux NFS clients (v4, or v3
+with lockd), across the nodes of a cluster sharing the results directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..hparams import RunConfig, from_dict
+from ..records import RECORD_NAME, write_json
+
+LOCK_NAME = ".lock"
+LOG_NAME = "train.log"
+
+
+class RunLock:
+    """Exclusive, non-blocking lock on one run directory (``with RunLock(d) as lock: if lock.acquired: ...``)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.fd: int | None = None
+        self.acquired = False
+
+    def __enter__(self) -> RunLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.acquired = True
+        except BlockingIOError:
+            self.acquired = False
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            if self.acquired:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+        self.fd, self.acquired = None, False
+
+
+def read_record(run_dir: Path) -> dict | None:
+    try:
+        return json.loads((Path(run_dir) / RECORD_NAME).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _state_from_record(record: dict | None) -> str:
+    if record is None:
+        return "pending"
+    status = record.get("status")
+    if status == "done":
+        return "done"
+    if status == "failed":
+        return "failed"
+    return "partial"  # running (killed) or interrupted: resume
+
+
+def run_state(run_dir: Path) -> str:
+    """The state of a run directory (module docstring), checking the lock only when the record is unfinished."""
+    state = _state_from_record(read_record(run_dir))
+    if state in ("done", "failed") or not (Path(run_dir) / LOCK_NAME).exists():
+        return state
+    with RunLock(run_dir) as lock:
+        return state if lock.acquired else "running"
+
+
+@dataclass
+class Outcome:
+    """What happened to one run when a launcher got to it."""
+
+    name: str
+    state: str  # done | failed | skipped-done | skipped-failed | busy
+    seconds: float = 0.0
+    summary: str = ""
+    error: str | None = None
+
+
+def summarize(record: dict) -> str:
+    t = record.get("test") or {}
+    text = f"acc {t['acc']:.2f}%" if t.get("acc") is not None else "no test accuracy"
+    for key in ("d_util", "d_speed"):
+        if t.get(key) is not None:
+            text += f", {key} {t[key]:+.3f}"
+    return text
+
+
+def record_failure(run_dir: Path, cfg: RunConfig, error: str) -> None:
+    """Mark the run failed with ``error``, keeping what its record already holds (the engine writes failures that
+    happen inside the training loop itself; this covers the set-up, e.g. a missing file, and crashed workers)."""
+    record = read_record(run_dir) or {
+        "dataset": cfg.dataset, "setting": cfg.setting, "algorithm": cfg.algorithm, "seed": cfg.seed,
+        "modalities": list(cfg.modality_names), "spec_hash": cfg.spec_hash(), "config": asdict(cfg), "epochs": []}
+    record.update(status="failed", error=error)
+    write_json(Path(run_dir) / RECORD_NAME, record)
+
+
+def execute(config: dict, run_dir: str | Path, retry_failed: bool = False) -> Outcome:
+    """Train the run ``config`` (a RunConfig as a dict) in ``run_dir`` unless it is done, failed (and not
+    ``retry_failed``) or locked by another process. Exceptions are recorded and returned, never raised
+    (an interruption, Ctrl-C, still propagates)."""
+    from ..engine import train  # torch is imported by the processes that train, not by the planner
+
+    cfg = from_dict(config)
+    run_dir = Path(run_dir)
+    name = run_dir.name
+    with RunLock(run_dir) as lock:
+        if not lock.acquired:
+            return Outcome(name, "busy", summary="another process is training it")
+        record = read_record(run_dir)
+        state = _state_from_record(record)
+        if state == "done":
+            return Outcome(name, "skipped-done", summary=summarize(record))
+        if state == "failed" and not retry_failed:
+            return Outcome(name, "skipped-failed", error=record.get("error"))
+        start = time.perf_counter()
+        try:
+            with open(run_dir / LOG_NAME, "a") as log, contextlib.redirect_stdout(log), \
+                    contextlib.redirect_stderr(log):
+                record = train(cfg, run_dir)
+        except Exception as exc:
+            error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            with open(run_dir / LOG_NAME, "a") as log:
+                traceback.print_exc(file=log)
+            record_failure(run_dir, cfg, error)
+            return Outcome(name, "failed", time.perf_counter() - start, error=error)
+        return Outcome(name, "done", time.perf_counter() - start, summarize(record))

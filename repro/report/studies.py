@@ -1,0 +1,226 @@
+"""Figures of the sweeps (``repro sweep``), built from the results directory alone: each study's manifest
+(``<results>/studies/<study>-<budget>.json``, written by the launchers: members and swept values) and the records of
+its runs (``<results>/runs/<name>/record.json``). One folder per manifest, one PNG + PDF per dataset, and
+``index.md`` with the numbers behind every figure.
+
+- ``lr-greedy`` (Fig. 2, Fig. A.2), ``guided-vs-vanilla`` (Fig. 4), ``random-vs-vanilla`` (Fig. A.7): histograms
+  with density estimates of d_util and d_speed, one row per modality pair, one colour per algorithm, zero dashed,
+  E[d_util] (and E[d_speed]) dotted.
+- ``lr-vs-dutil`` (Fig. A.3): d_util against the learning rate (log axis).
+- ``l1`` (Fig. 3, Fig. A.4): |d_util| and |d_speed| against log10 λ, against R(f), and R(f) against log10 λ.
+- ``window`` (Fig. A.5), ``tolerance`` (Fig. A.6): d_util and test accuracy against Q, against α / |E[d_util]|.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from repro.atomic import atomic_write_text  # noqa: E402
+from repro.report.figures import METRICS, _panel, _save  # noqa: E402
+from repro.report.records import is_number, why_unusable  # noqa: E402
+
+MANIFEST_DIR = "studies"
+HISTOGRAM_STUDIES = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla")
+
+
+def manifests(results_dir: str | Path) -> list[Path]:
+    return sorted((Path(results_dir) / MANIFEST_DIR).glob("*.json"))
+
+
+def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], int]:
+    """One row per finished two-branch run of the manifest: its manifest entry (dataset, algorithm, modalities,
+    pair, params) plus ``d_util``, ``d_speed``, ``acc``, ``r_f`` from its record. Also the number of runs not
+    (yet) usable: missing, unfinished or failed."""
+    rows, missing = [], 0
+    for run in manifest["runs"]:
+        path = Path(results_dir) / run["dir"] / "record.json"
+        try:
+            record = json.loads(path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            missing += 1
+            continue
+        test = record.get("test") or {}
+        if why_unusable(record) is not None or not is_number(test.get("d_util")):
+            missing += 1
+            continue
+        row = {k: run[k] for k in ("dataset", "algorithm", "modalities", "pair")}
+        row.update(run["params"])
+        row.update({k: test.get(k) for k in ("d_util", "d_speed", "acc", "r_f")})
+        rows.append(row)
+    return rows, missing
+
+
+def _pair_name(modalities: str) -> str:
+    return modalities.replace(",", "+")
+
+
+def _by_dataset(rows: list[dict]) -> dict[str, list[dict]]:
+    out = defaultdict(list)
+    for r in rows:
+        out[r["dataset"]].append(r)
+    return dict(sorted(out.items()))
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+# --- figures ----------------------------------------------------------------------------------------------------
+def histograms(study: str, dataset: str, rows: list[dict]):
+    """Figs. 2, 4, A.2, A.7: one row of (d_util, d_speed) histograms per modality pair (distinct first)."""
+    pairs = sorted({(r["pair"] != "distinct", r["modalities"]) for r in rows})
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 3.2 * len(pairs)), constrained_layout=True, squeeze=False)
+    for (_, modalities), ax_row in zip(pairs, axes, strict=True):
+        by_alg: dict = defaultdict(lambda: {m: [] for m in METRICS})
+        for r in rows:
+            if r["modalities"] == modalities and all(is_number(r[m]) for m in METRICS):
+                for m in METRICS:
+                    by_alg[r["algorithm"]][m].append(float(r[m]))
+        for ax, metric in zip(ax_row, METRICS, strict=True):
+            _panel(ax, dict(by_alg), metric)
+            ax.set_title(f"{dataset}, {_pair_name(modalities)}", fontsize=9)
+        ax_row[0].legend(fontsize=7)
+    fig.suptitle(f"{study}: d_util and d_speed (dashed: 0; dotted: E[·] per algorithm)")
+    return fig
+
+
+def lr_scatter(study: str, dataset: str, rows: list[dict]):
+    """Fig. A.3: d_util against the learning rate, one marker per run."""
+    fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
+    for modalities in sorted({r["modalities"] for r in rows}):
+        sel = [r for r in rows if r["modalities"] == modalities]
+        ax.scatter([r["lr"] for r in sel], [r["d_util"] for r in sel], s=16, label=_pair_name(modalities))
+    ax.set_xscale("log")
+    ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(METRICS["d_util"])
+    ax.legend(fontsize=8)
+    ax.set_title(f"{study}: {dataset}")
+    return fig
+
+
+def _curve(ax, rows: list[dict], x: str, y, label: str, colour: str, log_x: bool = False) -> None:
+    """Each run as a dot, the mean ± sd over runs with the same x as a line with error bars."""
+    groups = defaultdict(list)
+    for r in rows:
+        value = y(r)
+        if is_number(value) and is_number(r.get(x)):
+            groups[r[x]].append(value)
+    if not groups:
+        return
+    xs = sorted(groups)
+    pos = [math.log10(v) for v in xs] if log_x else xs
+    for p, v in zip(pos, xs, strict=True):
+        ax.scatter([p] * len(groups[v]), groups[v], s=10, color=colour, alpha=0.5)
+    means = [_mean_sd(groups[v]) for v in xs]
+    ax.errorbar(pos, [m for m, _ in means], yerr=[s for _, s in means], color=colour, label=label, capsize=3)
+
+
+def l1_figure(study: str, dataset: str, rows: list[dict]):
+    """Fig. 3 (|d_util|, |d_speed| against log λ and against R(f)) and Fig. A.4 (R(f) against log λ)."""
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), constrained_layout=True)
+    _curve(axes[0], rows, "l1", lambda r: abs(r["d_util"]), "|d_util|", "tab:blue", log_x=True)
+    _curve(axes[0], rows, "l1", lambda r: abs(r["d_speed"]), "|d_speed|", "tab:orange", log_x=True)
+    axes[0].set_xlabel("log10 λ")
+    axes[0].legend(fontsize=8)
+    for ax, metric, colour in ((axes[1], "d_util", "tab:blue"), (axes[2], "d_speed", "tab:orange")):
+        sel = [r for r in rows if is_number(r.get("r_f")) and is_number(r[metric])]
+        ax.scatter([r["r_f"] for r in sel], [abs(r[metric]) for r in sel], s=16, color=colour)
+        ax.set_xlabel("R(f): fraction of |w| < 1e-7")
+        ax.set_ylabel(f"|{metric}|")
+    _curve(axes[3], rows, "l1", lambda r: r.get("r_f"), "R(f)", "tab:green", log_x=True)
+    axes[3].set_xlabel("log10 λ")
+    axes[3].set_ylabel("R(f) (Fig. A.4)")
+    fig.suptitle(f"{study}: {dataset} — L1 weight λ, sparsity R(f) and greediness (Fig. 3)")
+    return fig
+
+
+def sensitivity(study: str, dataset: str, rows: list[dict], x: str, xlabel: str):
+    """Figs. A.5 / A.6: d_util and test accuracy against one hyper-parameter of guided training."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), constrained_layout=True)
+    _curve(axes[0], rows, x, lambda r: r["d_util"], "d_util", "tab:red", log_x=True)
+    axes[0].axhline(0.0, color="black", linestyle="--", linewidth=1)
+    axes[0].set_ylabel(METRICS["d_util"])
+    _curve(axes[1], rows, x, lambda r: r["acc"], "test accuracy", "tab:blue", log_x=True)
+    axes[1].set_ylabel("test accuracy (%)")
+    for ax in axes:
+        ticks = sorted({r[x] for r in rows})
+        ax.set_xticks([math.log10(t) for t in ticks], [f"{t:g}" for t in ticks])
+        ax.set_xlabel(xlabel)
+    fig.suptitle(f"{study}: {dataset}")
+    return fig
+
+
+def figure_for(study: str, dataset: str, rows: list[dict]):
+    if study in HISTOGRAM_STUDIES:
+        return histograms(study, dataset, rows)
+    if study == "lr-vs-dutil":
+        return lr_scatter(study, dataset, rows)
+    if study == "l1":
+        return l1_figure(study, dataset, rows)
+    if study == "window":
+        return sensitivity(study, dataset, rows, "window", "re-balancing window Q")
+    if study == "tolerance":
+        return sensitivity(study, dataset, rows, "alpha_fraction", "α / |E[d_util]|")
+    raise ValueError(f"no figure for study {study!r}")
+
+
+# --- the index ----------------------------------------------------------------------------------------------------
+SWEPT = ("lr", "l1", "window", "alpha_fraction")
+
+
+def _index(manifest: dict, rows: list[dict], missing: int, figures: list[str]) -> str:
+    """Mean ± sd of each diagnostic per dataset, pair, algorithm and swept value (all values when there are few)."""
+    name = f"{manifest['study']} [{manifest['budget']}]"
+    lines = [f"# {name}: {manifest['figure']}", "", manifest["title"] + ".", "",
+             f"{len(rows)} finished runs of {len(manifest['runs'])}" + (f" ({missing} missing, unfinished or "
+                                                                       "failed)" if missing else "") + ".", ""]
+    swept = next((k for k in SWEPT if k in (rows[0] if rows else {}) and k != "lr"), None)
+    keys = ["dataset", "modalities", "algorithm"] + ([swept] if swept else [])
+    groups = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in keys)].append(r)
+    header = keys + ["runs", "d_util", "d_speed", "test acc (%)"] + (["R(f)"] if swept == "l1" else [])
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for key in sorted(groups, key=lambda k: tuple((0, v, "") if is_number(v) else (1, 0, str(v)) for v in k)):
+        g = groups[key]
+        cells = [str(v) if not isinstance(v, float) else f"{v:g}" for v in key]
+        cells[1] = _pair_name(cells[1])
+        cells.append(str(len(g)))
+        for m in ("d_util", "d_speed", "acc") + (("r_f",) if swept == "l1" else ()):
+            values = [r[m] for r in g if is_number(r[m])]
+            mean, sd = _mean_sd(values) if values else (float("nan"), 0.0)
+            cells.append(f"{mean:+.3f} ± {sd:.3f}" if m != "acc" else f"{mean:.2f} ± {sd:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [""] + [f"![{f}]({f})" for f in figures]
+    return "\n".join(lines) + "\n"
+
+
+def write_study_figures(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """For every manifest under ``results_dir``: ``<out>/<study>-<budget>/<dataset>.{png,pdf}`` and ``index.md``."""
+    written: list[Path] = []
+    for path in manifests(results_dir):
+        manifest = json.loads(path.read_text())
+        rows, missing = load_rows(results_dir, manifest)
+        folder = Path(out_dir) / path.stem
+        names = []
+        for dataset, dataset_rows in _by_dataset(rows).items():
+            fig = figure_for(manifest["study"], dataset, dataset_rows)
+            for fmt in ("png", "pdf"):
+                _save(fig, folder / f"{dataset}.{fmt}", fmt)
+                written.append(folder / f"{dataset}.{fmt}")
+            plt.close(fig)
+            names.append(f"{dataset}.png")
+        atomic_write_text(folder / "index.md", _index(manifest, rows, missing, names))
+        written.append(folder / "index.md")
+    return written
+
