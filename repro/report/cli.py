@@ -43,7 +43,8 @@ def table1_cmd(results_dir: Path, out_dir: Path) -> None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory to write the figures (PNG and PDF) and figures.md into.")
 def figures_cmd(results_dir: Path, out_dir: Path) -> None:
-    """Histograms of d_util and d_speed per setting and algorithm (Figs. 2, 4 style) from RESULTS into OUT."""
+    """Figures from RESULTS into OUT: each sweep's figures and conjectures.md when RESULTS holds sweeps
+    (studies/*.json, see `repro sweep`), else histograms of d_util and d_speed per setting and algorithm."""
     from repro.report.figures import write_figures
 
     try:

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from repro.report.paper import ABS_MEAN_D_UTIL_DISTINCT, MEAN_D_UTIL_BALANCED
 from repro.report.records import is_number
 from repro.report.studies import load_rows, manifests
 
+ORDER = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla", "l1")  # sections in the paper's order
 N_RESAMPLES = 9999
 SEED = 0
 
@@ -29,11 +31,12 @@ SEED = 0
 def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float | None, float | None]:
     """Mean and bootstrap CI of the mean; (mean, None, None) when fewer than 3 runs or all values equal."""
     x = np.asarray(values, dtype=float)
+    mean = statistics.fmean(values) if values else float("nan")  # the same mean as the figures' indexes
     if len(x) < 3 or np.all(x == x[0]):
-        return float(x.mean()) if len(x) else float("nan"), None, None
+        return mean, None, None
     res = stats.bootstrap((x,), np.mean, confidence_level=level, n_resamples=N_RESAMPLES, method="percentile",
                           rng=np.random.default_rng(SEED))
-    return float(x.mean()), float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def spearman(x: list[float], y: list[float]) -> tuple[float | None, float | None]:
@@ -70,15 +73,17 @@ def _paper_value(dataset: str, key: str, value: str) -> str:
 
 
 def _utilization_section(title: str, rows: list[dict], key: str) -> list[str]:
-    lines = [f"## {title}", "", f"| dataset | {key} | runs | E[d_util] [95% CI] | CI vs 0 | E[d_speed] [95% CI] "
+    column = "modalities" if key == "pair" else key
+    lines = [f"## {title}", "", f"| dataset | {column} | runs | E[d_util] [95% CI] | CI vs 0 | E[d_speed] [95% CI] "
              "| paper |", "|---|---|---:|---|---|---|---|"]
     groups = defaultdict(list)
     for r in rows:
-        groups[(r["dataset"], r[key])].append(r)
-    for (dataset, value), g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "distinct", kv[0][1])):
+        label = f"{r['modalities'].replace(',', '+')} ({r['pair']})" if key == "pair" else r[key]
+        groups[(r["dataset"], r["pair"] != "distinct", label, r[key])].append(r)
+    for (dataset, _, label, value), g in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         du = mean_ci([r["d_util"] for r in g])
         ds = mean_ci([r["d_speed"] for r in g if is_number(r["d_speed"])])
-        cells = [dataset, value, str(len(g)), _fmt_ci(*du), _verdict(*du[1:]), _fmt_ci(*ds),
+        cells = [dataset, label, str(len(g)), _fmt_ci(*du), _verdict(*du[1:]), _fmt_ci(*ds),
                  _paper_value(dataset, key, value)]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
@@ -115,8 +120,9 @@ def _l1_section(rows: list[dict]) -> list[str]:
 def conjecture_report(results_dir: str | Path) -> str | None:
     """The report's Markdown, or None when the results hold none of the studies it reads."""
     sections: list[str] = []
-    for path in manifests(results_dir):
-        manifest = json.loads(path.read_text())
+    loaded = [json.loads(path.read_text()) for path in manifests(results_dir)]
+    for manifest in sorted(loaded, key=lambda m: (ORDER.index(m["study"]) if m["study"] in ORDER else len(ORDER),
+                                                  m["budget"])):
         rows, _ = load_rows(results_dir, manifest)
         if not rows:
             continue

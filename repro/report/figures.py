@@ -106,7 +106,20 @@ def _index(groups: dict) -> str:
 
 
 def write_figures(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
-    """One PNG and one PDF per group of finished two-branch runs under ``results_dir``, plus ``figures.md``."""
+    """A sweeps' results directory (with ``studies/*.json`` manifests, see ``repro sweep``): each study's figures
+    (:mod:`repro.report.studies`) and ``conjectures.md`` (:mod:`repro.report.conjectures`). Any other results
+    directory: one PNG and one PDF per group of finished two-branch runs, plus ``figures.md``."""
+    from repro.report.studies import manifests, write_study_figures
+
+    if manifests(results_dir):
+        from repro.report.conjectures import conjecture_report
+
+        written = write_study_figures(results_dir, out_dir)
+        report = conjecture_report(results_dir)
+        if report is not None:
+            atomic_write_text(Path(out_dir) / "conjectures.md", report)
+            written.append(Path(out_dir) / "conjectures.md")
+        return written
     groups = collect(load_records(results_dir))
     if not groups:
         raise ValueError(f"{results_dir}: no finished two-branch run records (record.json with test.d_util)")

@@ -1,0 +1,82 @@
+"""Study figures and the conjecture report from the committed miniature sweeps' results directory
+(tests/golden/sweep_results, written by tests/golden/make_sweep_results.py with known answers)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from repro.report.conjectures import mean_ci, spearman
+from repro.report.figures import write_figures
+from repro.report.studies import load_rows
+
+GOLDEN = Path(__file__).parent / "golden" / "sweep_results"
+STUDIES = ("guided-vs-vanilla", "l1", "lr-greedy", "lr-vs-dutil", "tolerance", "window")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("figures")
+    return out, write_figures(GOLDEN, out)
+
+
+def _records(manifest: str) -> list[dict]:
+    runs = json.loads((GOLDEN / "studies" / f"{manifest}.json").read_text())["runs"]
+    found = [GOLDEN / r["dir"] / "record.json" for r in runs]
+    return [json.loads(p.read_text()) for p in found if p.exists()]
+
+
+def test_one_folder_per_study_with_png_pdf_and_index(built):
+    out, written = built
+    assert sorted(p.parent.name for p in written if p.name == "index.md") == [f"{s}-small" for s in STUDIES]
+    for study in STUDIES:
+        for ext in ("png", "pdf"):
+            path = out / f"{study}-small" / f"cmnist.{ext}"
+            assert path.stat().st_size > 1000, path
+    assert (out / "conjectures.md") in written
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_unfinished_and_failed_runs_are_counted_not_plotted():
+    manifest = json.loads((GOLDEN / "studies" / "lr-greedy-small.json").read_text())
+    rows, missing = load_rows(GOLDEN, manifest)
+    assert missing == 3 and len(rows) == len(manifest["runs"]) - 3  # absent, running, failed
+    assert all(r["lr"] != 1.0 for r in rows)
+
+
+def test_index_numbers_equal_the_records(built):
+    out, _ = built
+    done = [r for r in _records("lr-greedy-small") if r["status"] == "done" and r["modalities"] == ["mono", "gray"]]
+    values = [r["test"]["d_util"] for r in done]
+    mean, sd = statistics.fmean(values), statistics.stdev(values)
+    index = (out / "lr-greedy-small" / "index.md").read_text()
+    assert f"| cmnist | mono+gray | vanilla | {len(done)} | {mean:+.3f} ± {sd:.3f} |" in index
+    assert "27 finished runs" not in index and "24 finished runs of 27 (3 missing" in index
+    window = (out / "window-small" / "index.md").read_text()
+    assert "| cmnist | mono+gray | guided | 50 | 1 | +0.100 ± 0.000 |" in window
+
+
+def test_conjecture_report_reads_as_constructed(built):
+    out, _ = built
+    text = (out / "conjectures.md").read_text()
+    lines = {line.split("|")[2].strip(): line for line in text.splitlines() if line.startswith("| cmnist |")}
+    # Distinct pair: every d_util in [0.2, 0.4], so the CI excludes 0; identical pairs symmetric around 0.
+    assert "excludes 0" in lines["mono+gray (distinct)"] and "contains 0" in lines["gray+gray (identical)"]
+    assert "contains 0" in lines["mono+mono (identical)"] and "excludes 0" in lines["vanilla"]
+    assert "contains 0" in lines["guided"]
+    # d_speed = 0.6 d_util - 0.05 in every lr-greedy record: rank correlation exactly +1.
+    assert "| cmnist | 24 | +1.00 (p = 0) | +1.00 (p = 0) |" in text
+    assert text.index("Distinct vs identical") < text.index("Balanced vs vanilla") < text.index("regularization")
+
+
+def test_bootstrap_interval_and_rank_correlation():
+    mean, lo, hi = mean_ci([0.1, 0.2, 0.3, 0.4, 0.5])
+    assert mean == pytest.approx(0.3) and 0.1 < lo < 0.3 < hi < 0.5
+    assert mean_ci([0.2, 0.2, 0.2])[1:] == (None, None) and mean_ci([0.1, 0.2])[1:] == (None, None)
+    x, y = [1.0, 2.0, 3.0, 4.0], [0.1, 0.4, 0.2, 0.9]
+    assert spearman(x, y)[0] == pytest.approx(stats.spearmanr(x, y).statistic) == pytest.approx(0.8)
+    assert spearman(x, [1.0] * 4) == (None, None)
