@@ -93,7 +93,7 @@ class Small:
 #: NVGesture profiles are first guesses, not yet timed.
 SMALL: dict[str, Small] = {
     "cmnist": Small(lrs=10, seeds=2, lambdas=5, sensitivity_seeds=1,
-                    overrides=dict(train_limit=6000, eval_limit=2000, max_epochs=5)),
+                    overrides=dict(train_limit=8000, eval_limit=2000, max_epochs=7)),
     "modelnet40": Small(lrs=5, seeds=1, lambdas=5, sensitivity_seeds=1,
                         overrides=dict(train_limit=800, eval_limit=400, max_epochs=3)),
     "nvgesture": Small(lrs=5, seeds=1, lambdas=5, sensitivity_seeds=1,
