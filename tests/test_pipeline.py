@@ -57,8 +57,10 @@ def _layout(tmp_path: Path, *, data=("cmnist.h5",), done=(), weights=False) -> d
 
 
 def _plan(args: list[str], variables: dict[str, str]) -> list[str]:
+    # Without the variables of a calling make (`make test`): a sub-make prints "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     out = subprocess.run(args + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT, check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True, env=env).stdout
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
