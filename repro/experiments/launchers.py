@@ -126,10 +126,16 @@ def launch_local(plan: Plan, results: Path, workers: int = 1, threads: int = 0, 
     workers = max(1, min(workers, len(tasks)))
     log(f"{len(tasks)} runs on {workers} worker(s) × {threads} thread(s); each run logs to <run dir>/train.log")
     begun = time.perf_counter()
+
+    def progress(line: str) -> None:  # the outcome line, with the time so far and a naive estimate of the rest
+        done = int(line[1:line.index("/")])
+        elapsed = time.perf_counter() - begun
+        log(f"{line}  [{elapsed / 60:.1f} min, ~{elapsed / done * (len(tasks) - done) / 60:.0f} min left]")
+
     if workers == 1:  # in this process: no start-up cost, and a debugger works
-        outcomes = _run_here(tasks, retry_failed, log)
+        outcomes = _run_here(tasks, retry_failed, progress)
     else:
-        outcomes = _run_workers(tasks, workers, retry_failed, threads, device, log)
+        outcomes = _run_workers(tasks, workers, retry_failed, threads, device, progress)
     counts = Counter(o.state for o in outcomes)
     log(f"finished in {time.perf_counter() - begun:.0f} s: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return outcomes
