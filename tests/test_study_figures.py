@@ -43,8 +43,9 @@ def test_one_folder_per_study_with_png_pdf_and_index(built):
 
 def test_unfinished_and_failed_runs_are_counted_not_plotted():
     manifest = json.loads((GOLDEN / "studies" / "lr-greedy-small.json").read_text())
-    rows, missing = load_rows(GOLDEN, manifest)
-    assert missing == 3 and len(rows) == len(manifest["runs"]) - 3  # absent, running, failed
+    rows, left_out = load_rows(GOLDEN, manifest)
+    assert left_out == {"not started": 1, "unfinished": 1, "failed": 1}
+    assert len(rows) == len(manifest["runs"]) - 3
     assert all(r["lr"] != 1.0 for r in rows)
 
 
@@ -55,7 +56,7 @@ def test_index_numbers_equal_the_records(built):
     mean, sd = statistics.fmean(values), statistics.stdev(values)
     index = (out / "lr-greedy-small" / "index.md").read_text()
     assert f"| cmnist | mono+gray | vanilla | {len(done)} | {mean:+.3f} ± {sd:.3f} |" in index
-    assert "27 finished runs" not in index and "24 finished runs of 27 (3 missing" in index
+    assert "24 finished runs of 27 (left out: 1 failed, 1 not started, 1 unfinished)" in index
     window = (out / "window-small" / "index.md").read_text()
     assert "| cmnist | mono+gray | guided | 50 | 1 | +0.100 ± 0.000 |" in window
 

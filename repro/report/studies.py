@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import matplotlib
@@ -36,27 +36,31 @@ def manifests(results_dir: str | Path) -> list[Path]:
     return sorted((Path(results_dir) / MANIFEST_DIR).glob("*.json"))
 
 
-def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], int]:
+def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], Counter]:
     """One row per finished two-branch run of the manifest: its manifest entry (dataset, algorithm, modalities,
-    pair, params) plus ``d_util``, ``d_speed``, ``acc``, ``r_f`` from its record. Also the number of runs not
-    (yet) usable: missing, unfinished or failed."""
-    rows, missing = [], 0
+    pair, params) plus ``d_util``, ``d_speed``, ``acc``, ``r_f`` from its record (None where not finite). Also why
+    the other members are left out: ``not started``, ``unfinished``, ``failed``, ``no finite d_util``."""
+    rows, left_out = [], Counter()
     for run in manifest["runs"]:
         path = Path(results_dir) / run["dir"] / "record.json"
         try:
             record = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            missing += 1
+            left_out["not started"] += 1
             continue
         test = record.get("test") or {}
-        if why_unusable(record) is not None or not is_number(test.get("d_util")):
-            missing += 1
-            continue
-        row = {k: run[k] for k in ("dataset", "algorithm", "modalities", "pair")}
-        row.update(run["params"])
-        row.update({k: test.get(k) for k in ("d_util", "d_speed", "acc", "r_f")})
-        rows.append(row)
-    return rows, missing
+        if record.get("status") == "failed":
+            left_out["failed"] += 1
+        elif why_unusable(record) is not None:
+            left_out["unfinished"] += 1
+        elif not is_number(test.get("d_util")):
+            left_out["no finite d_util"] += 1
+        else:
+            row = {k: run[k] for k in ("dataset", "algorithm", "modalities", "pair")}
+            row.update(run["params"])
+            row.update({k: test[k] if is_number(test.get(k)) else None for k in ("d_util", "d_speed", "acc", "r_f")})
+            rows.append(row)
+    return rows, left_out
 
 
 def _pair_name(modalities: str) -> str:
@@ -80,13 +84,13 @@ def histograms(study: str, dataset: str, rows: list[dict]):
     pairs = sorted({(r["pair"] != "distinct", r["modalities"]) for r in rows})
     fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 3.2 * len(pairs)), constrained_layout=True, squeeze=False)
     for (_, modalities), ax_row in zip(pairs, axes, strict=True):
-        by_alg: dict = defaultdict(lambda: {m: [] for m in METRICS})
-        for r in rows:
-            if r["modalities"] == modalities and all(is_number(r[m]) for m in METRICS):
-                for m in METRICS:
-                    by_alg[r["algorithm"]][m].append(float(r[m]))
         for ax, metric in zip(ax_row, METRICS, strict=True):
-            _panel(ax, dict(by_alg), metric)
+            by_alg: dict = {}
+            for r in rows:
+                if r["modalities"] == modalities and is_number(r[metric]):
+                    by_alg.setdefault(r["algorithm"], {metric: []})[metric].append(float(r[metric]))
+            if by_alg:
+                _panel(ax, by_alg, metric)
             ax.set_title(f"{dataset}, {_pair_name(modalities)}", fontsize=9)
         ax_row[0].legend(fontsize=7)
     fig.suptitle(f"{study}: d_util and d_speed (dashed: 0; dotted: E[·] per algorithm)")
@@ -178,12 +182,13 @@ def figure_for(study: str, dataset: str, rows: list[dict]):
 SWEPT = ("lr", "l1", "window", "alpha_fraction")
 
 
-def _index(manifest: dict, rows: list[dict], missing: int, figures: list[str]) -> str:
-    """Mean ± sd of each diagnostic per dataset, pair, algorithm and swept value (all values when there are few)."""
+def _index(manifest: dict, rows: list[dict], left_out: Counter, figures: list[str]) -> str:
+    """Mean ± sd of each diagnostic per dataset, pair, algorithm and swept value (lrs pooled)."""
     name = f"{manifest['study']} [{manifest['budget']}]"
+    why = ", ".join(f"{n} {reason}" for reason, n in sorted(left_out.items()))
     lines = [f"# {name}: {manifest['figure']}", "", manifest["title"] + ".", "",
-             f"{len(rows)} finished runs of {len(manifest['runs'])}" + (f" ({missing} missing, unfinished or "
-                                                                       "failed)" if missing else "") + ".", ""]
+             f"{len(rows)} finished runs of {len(manifest['runs'])}" + (f" (left out: {why})" if why else "") + ".",
+             ""]
     swept = next((k for k in SWEPT if k in (rows[0] if rows else {}) and k != "lr"), None)
     keys = ["dataset", "modalities", "algorithm"] + ([swept] if swept else [])
     groups = defaultdict(list)
@@ -210,7 +215,7 @@ def write_study_figures(results_dir: str | Path, out_dir: str | Path) -> list[Pa
     written: list[Path] = []
     for path in manifests(results_dir):
         manifest = json.loads(path.read_text())
-        rows, missing = load_rows(results_dir, manifest)
+        rows, left_out = load_rows(results_dir, manifest)
         folder = Path(out_dir) / path.stem
         names = []
         for dataset, dataset_rows in _by_dataset(rows).items():
@@ -220,7 +225,7 @@ def write_study_figures(results_dir: str | Path, out_dir: str | Path) -> list[Pa
                 written.append(folder / f"{dataset}.{fmt}")
             plt.close(fig)
             names.append(f"{dataset}.png")
-        atomic_write_text(folder / "index.md", _index(manifest, rows, missing, names))
+        atomic_write_text(folder / "index.md", _index(manifest, rows, left_out, names))
         written.append(folder / "index.md")
     return written
 
