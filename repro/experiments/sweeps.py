@@ -12,8 +12,10 @@ into a list of run specs, one :class:`~repro.hparams.RunConfig` each, whose dire
 | ``tolerance`` | Fig. A.6 | guided; α = {0.01, 0.1, 0.25, 0.5, 1} × \\|E[d_util]\\| × 3 seeds |
 
 Learning rates (§5.2): CMNIST 20 drawn log-uniformly from [1e-5, 1] × 4 seeds; ModelNet40 9 log-spaced in
-[1e-3, 1] × 3 seeds; NVGesture 20 drawn log-uniformly from [1e-4, 10^-1.5] × 3 seeds. Draws use a fixed generator
-and are rounded to 3 significant digits, so a sweep's specs (and run directories) are the same on every machine.
+[1e-3, 1] × 3 seeds; NVGesture 20 drawn log-uniformly from [1e-4, 10^-1.5] × 3 seeds. The draws are stratified (one
+in each of n equal slices of the log-range: log-uniform overall, and a small budget's few draws still cover the
+range), come from a fixed generator and are rounded to 3 significant digits, so a sweep's specs (and run
+directories) are the same on every machine.
 Identical-modality variants (§5.2): CMNIST mono+mono and gray+gray, ModelNet40 m0+m0 (front+front), NVGesture
 each modality doubled (rgb+rgb, depth+depth).
 
@@ -57,8 +59,10 @@ class LrRange:
         lo, hi = math.log10(self.lo), math.log10(self.hi)
         if self.sampling == "grid":
             exps = np.linspace(lo, hi, n)
-        else:  # a fixed generator: the same draws everywhere; sorted for readable plans
-            exps = np.sort(np.random.default_rng(20220205).uniform(lo, hi, n))
+        else:  # one log-uniform draw in each of n equal slices of the log-range (stratified, so that a few draws
+            # still cover the range), from a fixed generator: the same values on every machine
+            edges = np.linspace(lo, hi, n + 1)
+            exps = np.random.default_rng(20220205).uniform(edges[:-1], edges[1:])
         return [round_sig(10.0 ** e) for e in exps]
 
 
