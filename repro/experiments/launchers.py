@@ -10,6 +10,7 @@ launchers on one results directory never train the same run and never write each
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
 import queue
@@ -22,12 +23,12 @@ from ..atomic import atomic_write_text
 from .runner import Outcome, execute, record_failure, run_state
 from .sweeps import Plan, RunSpec
 
+MANIFEST_DIR = "studies"
+RUNS_DIR = "runs"  # sweeps.Plan.manifest names run directories runs/<name> too
+
 
 def _print(message: str) -> None:
     print(message, flush=True)
-
-MANIFEST_DIR = "studies"
-RUNS_DIR = "runs"
 
 
 @dataclass
@@ -43,8 +44,6 @@ def manifest_path(results: Path, plan: Plan) -> Path:
 
 
 def write_manifest(results: Path, plan: Plan) -> Path:
-    import json
-
     path = manifest_path(results, plan)
     atomic_write_text(path, json.dumps(plan.manifest(), indent=1) + "\n")
     return path
@@ -56,6 +55,7 @@ def _label(spec: RunSpec) -> str:
 
 
 def states(results: Path, plan: Plan) -> list[str]:
+    """Each run's state (:func:`repro.experiments.runner.run_state`), in the plan's order."""
     return [run_state(Path(results) / RUNS_DIR / s.name) for s in plan.specs]
 
 
