@@ -160,10 +160,12 @@ def _lr_study(algorithms: tuple[str, ...], identical: bool):
     def build(dataset: str, budget: str, data_dir: str) -> list[RunSpec]:
         lrs, seeds = _lr_grid(dataset, budget)
         base = _base(dataset, budget, data_dir)
+        # Seed-major, then lr, then pair and algorithm: a sweep stopped part-way leaves a balanced subset
+        # (every pair and algorithm over the whole lr range), not the distinct pair alone.
         return [RunSpec(resolve(dataset, algorithm=alg, modalities=mods, lr=lr, seed=seed, **base),
                         {"lr": lr, "seed": seed}, pair)
-                for pair, mods in _pairs(dataset, identical) for alg in algorithms for lr in lrs
-                for seed in range(seeds)]
+                for seed in range(seeds) for lr in lrs for pair, mods in _pairs(dataset, identical)
+                for alg in algorithms]
     return build
 
 
