@@ -56,9 +56,12 @@ def _order(algorithms: Iterable[str]) -> list[str]:
     return known + sorted(a for a in algorithms if a not in ALGORITHMS)
 
 
-def _panel(ax, by_algorithm: dict[str, dict[str, list[float]]], metric: str) -> None:
+def _panel(ax, by_algorithm: dict[str, dict[str, list[float]]], metric: str,
+           span: tuple[float, float] | None = None) -> None:
+    """One histogram panel; ``span`` (lo, hi) fixes the binned range, so that panels can share an x-axis."""
     values = np.concatenate([np.asarray(v[metric]) for v in by_algorithm.values()])
-    lo, hi = float(min(values.min(), 0.0)), float(max(values.max(), 0.0))
+    lo, hi = span or (float(values.min()), float(values.max()))
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
     pad = 0.05 * (hi - lo or 1.0)
     bins = np.linspace(lo - pad, hi + pad, 21)
     grid = np.linspace(bins[0], bins[-1], 200)

@@ -82,7 +82,12 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def histograms(study: str, dataset: str, rows: list[dict]):
     """Figs. 2, 4, A.2, A.7: one row of (d_util, d_speed) histograms per modality pair (distinct first)."""
     pairs = sorted({(r["pair"] != "distinct", r["modalities"]) for r in rows})
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 3.2 * len(pairs)), constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 3.2 * len(pairs)), constrained_layout=True, squeeze=False,
+                             sharex="col")  # one x-axis per metric: distinct and identical pairs compare at a glance
+    spans = {}
+    for metric in METRICS:
+        values = [r[metric] for r in rows if is_number(r[metric])]
+        spans[metric] = (min(values), max(values)) if values else None
     for (_, modalities), ax_row in zip(pairs, axes, strict=True):
         for ax, metric in zip(ax_row, METRICS, strict=True):
             by_alg: dict = {}
@@ -90,7 +95,7 @@ def histograms(study: str, dataset: str, rows: list[dict]):
                 if r["modalities"] == modalities and is_number(r[metric]):
                     by_alg.setdefault(r["algorithm"], {metric: []})[metric].append(float(r[metric]))
             if by_alg:
-                _panel(ax, by_alg, metric)
+                _panel(ax, by_alg, metric, spans[metric])
             ax.set_title(f"{dataset}, {_pair_name(modalities)}", fontsize=9)
         ax_row[0].legend(fontsize=7)
     fig.suptitle(f"{study}: d_util and d_speed (dashed: 0; dotted: E[·] per algorithm)")
