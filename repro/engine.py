@@ -99,6 +99,8 @@ class Trainer:
         torch.manual_seed(seed_for(cfg.seed, "init"))
         model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes)
         model = model.to(self.device, memory_format=torch.channels_last)
+        if cfg.compile:
+            model.compile()  # in place: parameter and state-dict names stay those of the eager model
         self.algorithm: Algorithm = ALGORITHMS[cfg.algorithm](model, cfg).to(self.device)
         self.model = model
         self.optimizer = torch.optim.SGD(self.algorithm.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -130,7 +132,8 @@ class Trainer:
         train = self.splits["train"]
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        rebalance = [0, 0]
+        kinds = torch.zeros(3, dtype=torch.long, device=self.device)  # regular, re-balance m0, re-balance m1
+        one = torch.ones(1, dtype=torch.long, device=self.device)
         steps = 0
         batches = train.batches(cfg.batch_size, generator=order)
         total = -(-len(train) // cfg.batch_size)
@@ -141,11 +144,15 @@ class Trainer:
             result = alg.training_step(inputs, y, self.optimizer)
             loss_sum += result.loss.double() * y.shape[0]
             correct += (result.prediction.argmax(1) == y).sum()
-            if result.fusion.rebalance is not None:
-                rebalance[result.fusion.rebalance] += 1
+            code = result.fusion.code  # an int (host-decided step) or a device tensor (no sync either way)
+            if isinstance(code, int):
+                kinds[code + 1] += 1
+            else:
+                kinds.index_add_(0, code.view(1) + 1, one)
             steps += 1
         n = len(train)
         n_correct = int(correct)
+        rebalance = kinds[1:].tolist()
         val = branch_accuracies(self.model, self.splits["val"].batches(EVAL_BATCH_SIZE), unimodal=False)
         return {
             "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": steps,

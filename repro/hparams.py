@@ -23,8 +23,16 @@ DATASET_DEFAULTS: dict[str, dict] = {
     ),
 }
 
-# Fields that change how a run executes, not what it computes: excluded from the run's identity.
-RUNTIME_FIELDS = ("device", "threads", "progress")
+# Fields that change how a run executes, not what it computes: excluded from the run's identity. ``compile`` is
+# one: torch.compile runs the same operations (its fused kernels round differently, as another GPU would), so a
+# compiled run may resume an eager one's checkpoint. ``precision`` is not: bf16 autocast computes other numbers.
+RUNTIME_FIELDS = ("device", "threads", "progress", "compile")
+
+# Identity fields added after runs were first recorded, with the value every earlier run implicitly had. They enter
+# the identity only when they differ from it, so the records of earlier runs keep their spec hash.
+LATER_FIELDS = {"precision": "fp32"}
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -54,6 +62,9 @@ class RunConfig:
     rubi_bias_modality: int = field(default=0, metadata={"help": "modality whose features feed RUBi's bias branch"})
     train_limit: int = field(default=0, metadata={"help": "use only the first N training samples (0: all)"})
     eval_limit: int = field(default=0, metadata={"help": "use only the first N val/test samples (0: all)"})
+    precision: str = field(default="fp32", metadata={
+        "help": "fp32 | bf16 (autocast for forward and loss; fp32, the default, for reproduction)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model (runtime option)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal (epoch lines always)"})
@@ -67,6 +78,9 @@ class RunConfig:
         d = dataclasses.asdict(self)
         for k in RUNTIME_FIELDS:
             d.pop(k)
+        for k, v in LATER_FIELDS.items():
+            if d[k] == v:
+                d.pop(k)
         return d
 
     def spec_hash(self) -> str:
@@ -89,6 +103,8 @@ def resolve(dataset: str, **overrides) -> RunConfig:
         raise ValueError(f"--modalities takes one or two names, got {cfg.modalities!r}")
     if n == 1 and cfg.algorithm != "vanilla":
         raise ValueError(f"algorithm {cfg.algorithm!r} needs two modalities; uni-modal runs use vanilla")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
     if cfg.rubi_bias_modality not in (0, 1):
         raise ValueError("rubi_bias_modality must be 0 or 1")
     return cfg

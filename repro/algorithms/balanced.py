@@ -11,14 +11,19 @@ import torch
 from torch import nn
 
 from ..hparams import RunConfig
-from ..models.fusion import REBALANCE, REGULAR, Fusion
+from ..models.fusion import REBALANCE, REGULAR, DeviceFusion, Fusion
 from .base import Algorithm, seed_for
 
 
 class Guided(Algorithm):
     """Alg. 1. In regular mode, after each regular step: if |d_speed| > alpha, switch to re-balancing for Q
     steps, accelerating m0 if d_speed > 0 (theta'_0 learns fast relative to theta_0: branch 0 leans on m1),
-    else m1; then return to regular mode. M keeps accumulating over regular steps only."""
+    else m1; then return to regular mode. M keeps accumulating over regular steps only.
+
+    The state machine runs on the device: after the warm-up each step's kind is a tensor (``DeviceFusion``), and
+    the d_speed test, the window counter and the choice of branch are tensor operations, so a training step never
+    waits for the device. :class:`GuidedReference` is the same algorithm decided on the host, step by step; the
+    tests hold the two equal (same kinds of step, same d_speed, same parameters)."""
 
     def __init__(self, model: nn.Module, cfg: RunConfig):
         super().__init__(model, cfg)
@@ -29,6 +34,31 @@ class Guided(Algorithm):
         self.register_buffer("rebalancing", torch.zeros((), dtype=torch.bool))
         self.register_buffer("steps_in_window", torch.zeros((), dtype=torch.long))
         self.register_buffer("accelerated", torch.zeros((), dtype=torch.long))
+
+    def next_fusion(self) -> Fusion | DeviceFusion:
+        if self.warming_up:
+            return REGULAR
+        return DeviceFusion(torch.where(self.rebalancing, self.accelerated, -1))
+
+    @torch.no_grad()
+    def after_step(self, fusion: Fusion | DeviceFusion) -> None:
+        if self.warming_up:
+            return
+        regular = fusion.code < 0
+        if not isinstance(regular, torch.Tensor):
+            regular = torch.tensor(regular, device=self.rebalancing.device)
+        d = self.speed.d_speed()
+        trigger = regular & (d.abs() > self.alpha)  # NaN never triggers, as on the host
+        steps = torch.where(regular, self.steps_in_window, self.steps_in_window + 1)
+        steps = torch.where(trigger, 0, steps)
+        self.rebalancing.copy_(trigger | (~regular & self.rebalancing & (steps != self.window)))
+        self.accelerated.copy_(torch.where(trigger, (~(d > 0)).long(), self.accelerated))
+        self.steps_in_window.copy_(steps)
+
+
+class GuidedReference(Guided):
+    """Alg. 1 decided on the host (synchronising on d_speed every step): the executable specification that
+    :class:`Guided` is tested against. Not in the registry."""
 
     def next_fusion(self) -> Fusion:
         if self.warming_up or not bool(self.rebalancing):

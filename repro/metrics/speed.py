@@ -57,11 +57,14 @@ class ConditionalSpeed(nn.Module):
         return _squared_norms(grads)
 
     @torch.no_grad()
-    def update(self, gradient_sq: Tensor) -> None:
-        """Add mu(theta; i) of each group, with ||theta_(i)||^2 read now (after the optimizer step)."""
+    def update(self, gradient_sq: Tensor, where: Tensor | None = None) -> None:
+        """Add mu(theta; i) of each group, with ||theta_(i)||^2 read now (after the optimizer step).
+        ``where``: a bool tensor; when given, add only if it holds (a device-decided regular step, no host sync)."""
         weight_sq = _squared_norms([p.detach() for p in self.params])
-        mu = (self.membership @ gradient_sq) / (self.membership @ weight_sq)
-        self.accumulated += mu.double()
+        mu = ((self.membership @ gradient_sq) / (self.membership @ weight_sq)).double()
+        if where is not None:
+            mu = torch.where(where, mu, 0.0)
+        self.accumulated += mu
 
     def speeds(self) -> Tensor:
         """(s(m1|m0), s(m0|m1)) as a device tensor (no host synchronisation)."""
