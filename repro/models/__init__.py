@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .cnn import cmnist_net
-from .fusion import CUT, REBALANCE, REGULAR, Fusion
+from .fusion import CUT, REBALANCE, REGULAR, DeviceFusion, Fusion
 from .twobranch import GROUP_NAMES, ModelOutput, TwoBranchNet, UniModalNet
 
 
@@ -15,5 +15,5 @@ def build_model(dataset: str, in_channels: tuple[int, ...], num_classes: int) ->
     raise ValueError(f"no model for dataset {dataset!r}")
 
 
-__all__ = ["CUT", "GROUP_NAMES", "REBALANCE", "REGULAR", "Fusion", "ModelOutput", "TwoBranchNet", "UniModalNet",
-           "build_model"]
+__all__ = ["CUT", "GROUP_NAMES", "REBALANCE", "REGULAR", "DeviceFusion", "Fusion", "ModelOutput", "TwoBranchNet",
+           "UniModalNet", "build_model"]
