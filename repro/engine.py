@@ -96,6 +96,11 @@ class Trainer:
                                              cfg.eval_limit)
         self.splits = {k: v.to(self.device) for k, v in bundle.splits.items()}
         self.data_provenance = {k: str(v) for k, v in bundle.provenance.items()}
+        self._build_model(bundle)
+
+    def _build_model(self, bundle: DatasetBundle) -> None:
+        """Model, algorithm, optimizer and scheduler on ``self.device`` (also used by ``repro.packed``)."""
+        cfg = self.cfg
         torch.manual_seed(seed_for(cfg.seed, "init"))
         model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes)
         model = model.to(self.device, memory_format=torch.channels_last)
@@ -207,6 +212,28 @@ class Trainer:
             result["d_speed"] = record["epochs"][best["epoch"] - 1]["d_speed"]  # d_speed(f; T), T = kept step
         return result
 
+    def _end_epoch(self, epoch: int, stats: dict, record: dict, streak: int, start: float) -> int:
+        """Stop-rule streak, LR schedule, best checkpoint, checkpoint and record after an epoch; the new streak."""
+        streak = streak + 1 if stats.pop("train_all_correct") else 0
+        if self.scheduler is not None:
+            self.scheduler.step(stats["train_loss"])
+        if record["best_val_acc"] is None or stats["val_acc"] > record["best_val_acc"]:
+            record.update(best_epoch=epoch, best_val_acc=stats["val_acc"])
+            save_torch(self.out / BEST_NAME, {"epoch": epoch, "model": self.model.state_dict()})
+        record["epochs"].append(stats)
+        record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
+        save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
+        write_json(self.record_path, record)
+        print(_epoch_line(stats), flush=True)
+        return streak
+
+    def _finish(self, record: dict, stop: str) -> None:
+        start = time.perf_counter()
+        record.update(stopped=stop, test=self._test(record), status="done")
+        record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)
+        write_json(self.record_path, record)
+        (self.out / DONE_NAME).touch()
+
     def run(self) -> dict:
         done = self._check_existing()
         if done is not None:
@@ -226,22 +253,8 @@ class Trainer:
                 epoch += 1
                 start = time.perf_counter()
                 stats = self._train_epoch(epoch)
-                streak = streak + 1 if stats.pop("train_all_correct") else 0
-                if self.scheduler is not None:
-                    self.scheduler.step(stats["train_loss"])
-                if record["best_val_acc"] is None or stats["val_acc"] > record["best_val_acc"]:
-                    record.update(best_epoch=epoch, best_val_acc=stats["val_acc"])
-                    save_torch(self.out / BEST_NAME, {"epoch": epoch, "model": self.model.state_dict()})
-                record["epochs"].append(stats)
-                record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
-                save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
-                write_json(self.record_path, record)
-                print(_epoch_line(stats), flush=True)
-            start = time.perf_counter()
-            record.update(stopped=stop, test=self._test(record), status="done")
-            record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)
-            write_json(self.record_path, record)
-            (self.out / DONE_NAME).touch()
+                streak = self._end_epoch(epoch, stats, record, streak, start)
+            self._finish(record, stop)
         except BaseException as exc:
             record.update(status="failed", error="".join(traceback.format_exception_only(type(exc), exc)).strip())
             write_json(self.record_path, record)

@@ -8,11 +8,23 @@ far (see ``repro.models.mmtm``), so branch k fits the target from m_k alone duri
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..hparams import RunConfig
 from ..models.fusion import REBALANCE, REGULAR, DeviceFusion, Fusion
 from .base import Algorithm, seed_for
+
+
+def alg1_transition(rebalancing: Tensor, steps_in_window: Tensor, accelerated: Tensor, regular: Tensor, d: Tensor,
+                    alpha: float | Tensor, window: int | Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Alg. 1's state after a step, as tensor operations (elementwise, so also for K packed models at once):
+    after a regular step with |d_speed| > alpha, re-balance for ``window`` steps the branch whose modality
+    learns slowly (m0 if d_speed > 0, else m1); after a re-balancing step, count it and end the window."""
+    trigger = regular & (d.abs() > alpha)  # NaN never triggers, as on the host
+    steps = torch.where(trigger, 0, torch.where(regular, steps_in_window, steps_in_window + 1))
+    rebalancing = trigger | (~regular & rebalancing & (steps != window))
+    accelerated = torch.where(trigger, (~(d > 0)).long(), accelerated)
+    return rebalancing, steps, accelerated
 
 
 class Guided(Algorithm):
@@ -44,16 +56,11 @@ class Guided(Algorithm):
     def after_step(self, fusion: Fusion | DeviceFusion) -> None:
         if self.warming_up:
             return
-        regular = fusion.code < 0
-        if not isinstance(regular, torch.Tensor):
-            regular = torch.tensor(regular, device=self.rebalancing.device)
-        d = self.speed.d_speed()
-        trigger = regular & (d.abs() > self.alpha)  # NaN never triggers, as on the host
-        steps = torch.where(regular, self.steps_in_window, self.steps_in_window + 1)
-        steps = torch.where(trigger, 0, steps)
-        self.rebalancing.copy_(trigger | (~regular & self.rebalancing & (steps != self.window)))
-        self.accelerated.copy_(torch.where(trigger, (~(d > 0)).long(), self.accelerated))
-        self.steps_in_window.copy_(steps)
+        regular = torch.as_tensor(fusion.code, device=self.rebalancing.device) < 0
+        state = alg1_transition(self.rebalancing, self.steps_in_window, self.accelerated, regular,
+                                self.speed.d_speed(), self.alpha, self.window)
+        for buffer, value in zip((self.rebalancing, self.steps_in_window, self.accelerated), state, strict=True):
+            buffer.copy_(value)
 
 
 class GuidedReference(Guided):

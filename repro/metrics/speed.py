@@ -68,9 +68,15 @@ class ConditionalSpeed(nn.Module):
 
     def speeds(self) -> Tensor:
         """(s(m1|m0), s(m0|m1)) as a device tensor (no host synchronisation)."""
-        m = self.accumulated
-        return torch.stack([torch.log(m[1] / m[0]), torch.log(m[3] / m[2])]) / math.log(self.log_base)
+        return speeds_from(self.accumulated, self.log_base)
 
     def d_speed(self) -> Tensor:
         s = self.speeds()
         return s[0] - s[1]
+
+
+def speeds_from(m: Tensor, log_base: float) -> Tensor:
+    """(s(m1|m0), s(m0|m1)) from M in GROUP_NAMES order along the last dimension of ``m`` (first dimension of
+    the result), so that K packed models' (K, 4) accumulators give (2, K) with the same arithmetic as one."""
+    m = m.movedim(-1, 0)
+    return torch.stack([torch.log(m[1] / m[0]), torch.log(m[3] / m[2])]) / math.log(log_base)
