@@ -30,10 +30,18 @@ BN_MOMENTUM, BN_EPS = 0.1, 1e-5
 
 def stack_states(models: list[nn.Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Parameters (fresh leaves requiring grad) and buffers of K identical-architecture models, stacked (K, ...)."""
-    params = {n: torch.stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
+    params = {n: _stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
               for n, _ in models[0].named_parameters()}
     buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models]) for n, _ in models[0].named_buffers()}
     return params, buffers
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """torch.stack; 4-D (convolution) weights laid out so that the grouped weight (K*C_out, C_in, kh, kw) is a
+    channels-last view (a channels-first weight would turn a channels-last activation back to channels-first)."""
+    if tensors[0].dim() != 4:
+        return torch.stack(tensors)
+    return torch.stack([t.permute(0, 2, 3, 1) for t in tensors]).permute(0, 1, 4, 2, 3)
 
 
 def unstack_state(params: dict[str, Tensor], buffers: dict[str, Tensor], k: int) -> dict[str, Tensor]:
@@ -57,7 +65,8 @@ class PackedCMNISTNet:
 
     def _stage(self, p: dict, b: dict, name: str, x: Tensor, k: int, training: bool, pool: bool) -> Tensor:
         w = p[f"{name}.0.weight"]
-        x = F.conv2d(x, w.reshape(k * w.shape[1], *w.shape[2:]), padding=1, groups=k)
+        # One input channel per group (the gray branch's first convolution) comes back channels-first: undo that.
+        x = F.conv2d(x, w.flatten(0, 1), padding=1, groups=k).contiguous(memory_format=torch.channels_last)
         bn = f"{name}.1"
         x = F.batch_norm(x, b[f"{bn}.running_mean"].view(-1), b[f"{bn}.running_var"].view(-1),
                          p[f"{bn}.weight"].reshape(-1), p[f"{bn}.bias"].reshape(-1), training, BN_MOMENTUM, BN_EPS)
