@@ -1,6 +1,8 @@
 """K CMNIST runs packed into one network (issue 7): one packed step equals K separate steps (float64, to 1e-9),
 packed records equal separate runs' records to float32 rounding (tolerances below), what may not be packed."""
 
+import json
+
 import pytest
 import torch
 
@@ -119,3 +121,20 @@ def test_what_may_not_share_a_pack(overrides, message):
     with pytest.raises(ValueError, match=message):
         check_packable(cfgs)
     assert ALGORITHMS  # registry importable alongside
+
+
+def test_train_packed_command(tiny_cmnist, tmp_path):
+    from click.testing import CliRunner
+
+    from repro.cli import main
+
+    args = ["train-packed", "--dataset", "cmnist", "--algorithm", "guided", "--seeds", "0,1", "--lrs", "0.01,0.02",
+            "--data", str(tiny_cmnist), "--max-epochs", "1", "--batch-size", "64", "--threads", "1",
+            "--progress", "false", "--out", str(tmp_path), "--pack", "3"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/record.json"))]
+    assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in records) == [
+        (0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02)]
+    assert all(r["status"] == "done" for r in records)
+    assert sorted(r["timing"]["pack_size"] for r in records) == [1, 3, 3, 3]  # packs of at most 3
