@@ -74,12 +74,13 @@ def _floats(text: str) -> list[float]:
 @click.option("--lrs", default=None, help="comma-separated learning rates (default: --lr or the paper's)")
 @click.option("--alphas", default=None, help="comma-separated alphas (default: --alpha or the paper's)")
 @config_options
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/runs"),
-              show_default=True, help="parent folder; each run in <out>/<dataset>-<algorithm>-s<seed>-<spec hash>")
+@click.option("--out", default="results/runs", show_default=True,
+              help="parent folder (each run in <out>/<dataset>-<algorithm>-s<seed>-<spec hash>), or a pattern "
+                   "with {algorithm} {seed} {lr} {alpha} {setting} {dataset}, e.g. runs/{setting}/{algorithm}/seed{seed}")
 @click.option("--pack", type=int, default=0, show_default=True, help="at most K runs per pack (0: all in one)")
 @click.option("--force", is_flag=True, help="replace different runs already in the run folders")
 def train_packed_cmd(dataset: str, algorithm: str, seeds: str | None, lrs: str | None, alphas: str | None,
-                     out: Path, pack: int, force: bool, **overrides) -> None:
+                     out: str, pack: int, force: bool, **overrides) -> None:
     """Train the runs seeds x lrs x alphas of DATASET packed into one network per K runs (CMNIST: vanilla,
     random, guided); each run gets the record `repro train` would write, in its own folder; resumable."""
     from .engine import RunConflict
@@ -95,7 +96,13 @@ def train_packed_cmd(dataset: str, algorithm: str, seeds: str | None, lrs: str |
                 for lr in lr_list for alpha in alpha_list for seed in seed_list]
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
-    dirs = [out / f"{c.dataset}-{c.algorithm}-s{c.seed}-{c.spec_hash()}" for c in cfgs]
+    if "{" in out:
+        dirs = [Path(out.format(**{k: getattr(c, k) for k in ("algorithm", "seed", "lr", "alpha", "setting",
+                                                              "dataset")})) for c in cfgs]
+    else:
+        dirs = [Path(out) / f"{c.dataset}-{c.algorithm}-s{c.seed}-{c.spec_hash()}" for c in cfgs]
+    if len(set(dirs)) != len(dirs):
+        raise click.UsageError("--out gives two runs the same folder; add the varying fields to the pattern")
     size = pack if pack > 0 else len(cfgs)
     for start in range(0, len(cfgs), size):
         try:
