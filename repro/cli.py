@@ -76,7 +76,7 @@ def _floats(text: str) -> list[float]:
 @config_options
 @click.option("--out", default="results/runs", show_default=True,
               help="parent folder (each run in <out>/<dataset>-<algorithm>-s<seed>-<spec hash>), or a pattern "
-                   "with {algorithm} {seed} {lr} {alpha} {setting} {dataset}, e.g. runs/{setting}/{algorithm}/seed{seed}")
+                   "with {algorithm} {seed} {lr} {alpha} {setting} {dataset}: runs/{setting}/{algorithm}/seed{seed}")
 @click.option("--pack", type=int, default=0, show_default=True, help="at most K runs per pack (0: all in one)")
 @click.option("--force", is_flag=True, help="replace different runs already in the run folders")
 def train_packed_cmd(dataset: str, algorithm: str, seeds: str | None, lrs: str | None, alphas: str | None,
