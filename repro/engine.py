@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS, Algorithm, seed_for
@@ -138,7 +139,6 @@ class Trainer:
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
         kinds = torch.zeros(3, dtype=torch.long, device=self.device)  # regular, re-balance m0, re-balance m1
-        one = torch.ones(1, dtype=torch.long, device=self.device)
         steps = 0
         batches = train.batches(cfg.batch_size, generator=order)
         total = -(-len(train) // cfg.batch_size)
@@ -153,7 +153,7 @@ class Trainer:
             if isinstance(code, int):
                 kinds[code + 1] += 1
             else:
-                kinds.index_add_(0, code.view(1) + 1, one)
+                kinds += F.one_hot(code + 1, 3)
             steps += 1
         n = len(train)
         n_correct = int(correct)
