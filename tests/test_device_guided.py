@@ -94,3 +94,17 @@ def test_guided_step_issues_no_host_sync_on_cuda():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert int(dev.steps_in_window) >= 0
+
+
+def test_engine_records_are_those_of_the_host_decided_algorithm(tiny_cmnist, tmp_path, monkeypatch):
+    """`repro train` with the device state machine writes the record the host-decided Alg. 1 writes (fp32, CPU)."""
+    from repro import engine
+    from repro.algorithms import ALGORITHMS
+
+    cfg = resolve("cmnist", algorithm="guided", data=str(tiny_cmnist), alpha=0.02, window=3, max_epochs=3,
+                  batch_size=32, progress=False, threads=1)
+    device = engine.train(cfg, tmp_path / "device")
+    monkeypatch.setitem(ALGORITHMS, "guided", GuidedReference)
+    host = engine.train(cfg, tmp_path / "host")
+    assert sum(e["rebalance_steps"] for e in host["epochs"]) > 0
+    assert {k: v for k, v in device.items() if k != "timing"} == {k: v for k, v in host.items() if k != "timing"}

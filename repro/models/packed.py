@@ -72,7 +72,7 @@ class PackedCMNISTNet:
                          p[f"{bn}.weight"].reshape(-1), p[f"{bn}.bias"].reshape(-1), training, BN_MOMENTUM, BN_EPS)
         if training:
             b[f"{bn}.num_batches_tracked"].add_(1)
-        x = F.relu(x)
+        x = F.relu(x, inplace=True)  # as the model's ReLU(inplace=True)
         return F.max_pool2d(x, 2) if pool else x
 
     def _mmtm(self, p: dict, b: dict, name: str, h0: Tensor, h1: Tensor, code: Tensor, training: bool
