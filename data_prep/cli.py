@@ -12,6 +12,9 @@ import click
 from data_prep.cmnist import DEFAULT_OUT, DEFAULT_SEED, DEFAULT_VARIANCE, prepare_cmnist
 from data_prep.common import PrepError
 from data_prep.inspect import describe, format_text
+from data_prep.nvgesture import DEFAULT_OUT as NVGESTURE_OUT
+from data_prep.nvgesture import DEFAULT_SEED as NVGESTURE_SEED
+from data_prep.nvgesture import FRAME_SIZE, prepare_nvgesture
 from data_prep.mnist_source import DEFAULT_CACHE_DIR, SOURCES
 
 
@@ -94,6 +97,26 @@ def prep_cmnist(out, variance, seed, mnist_dir, source, cache_dir, force, no_ver
             split_sizes=split_sizes,
             log=lambda m: click.echo(m, err=True),
         )
+    except PrepError as e:
+        raise click.ClickException(str(e)) from e
+
+
+@prep.command("nvgesture")
+@click.option("--raw", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="NVGesture folder: the two nvgesture_*_correct_cvpr2016_v2.lst lists and Video_data/.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=NVGESTURE_OUT, show_default=True,
+              help="Output HDF5 file (written as <out>.partial until complete; a killed run resumes).")
+@click.option("--seed", type=int, default=NVGESTURE_SEED, show_default=True,
+              help="Seed of the stratified 20% validation split.")
+@click.option("--size", type=int, default=FRAME_SIZE, show_default=True,
+              help="FOR TESTS ONLY: frame side after resizing (the paper: 256; crops are 7/8 of it).")
+@click.option("--force", is_flag=True, help="Rebuild even if --out is up to date (discards a partial build).")
+def prep_nvgesture(raw, out, seed, size, force):
+    """NVGesture RGB and depth clips (Molchanov et al. 2016; preprocessing of Wu et al. 2022, A.4)."""
+    if size < 8:
+        raise click.BadParameter("must be at least 8", param_hint="--size")
+    try:
+        prepare_nvgesture(raw, out, seed=seed, size=size, force=force, log=lambda m: click.echo(m, err=True))
     except PrepError as e:
         raise click.ClickException(str(e)) from e
 
