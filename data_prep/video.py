@@ -25,13 +25,13 @@ def read_window(path: str | Path, start: int, end: int, size: int, channels: int
     (``channels`` 3: RGB; 1: channel 0 of the RGB decode), and the number of frames the video holds up to
     ``end`` (less than ``end`` when the video is shorter than the window; then L < end - start).
 
-    Raises :class:`PrepError` naming the file when it is missing, cannot be decoded, or holds no frame of the
-    window."""
+    Raises :class:`PrepError` naming the file when it is missing, cannot be decoded, holds no frame of the
+    window, or decodes to fewer frames than its header announces (a truncated download)."""
     path = Path(path)
     if not path.is_file():
         raise PrepError(f"{path}: missing video; put the complete NVGesture Video_data/ under --raw")
     frames: list[np.ndarray] = []
-    seen = 0
+    seen = announced = 0
     reformatter = VideoReformatter()  # one per video: a fresh scaler per frame costs 10x the decoding
     try:
         with av.open(str(path)) as container:
@@ -39,6 +39,7 @@ def read_window(path: str | Path, start: int, end: int, size: int, channels: int
                 raise PrepError(f"{path}: no video stream; the file is damaged, download it again")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
+            announced = stream.frames  # from the AVI header; 0 when unknown
             for frame in container.decode(stream):
                 if seen >= end:
                     break
@@ -51,6 +52,9 @@ def read_window(path: str | Path, start: int, end: int, size: int, channels: int
     except av.FFmpegError as e:
         raise PrepError(f"{path}: cannot decode ({type(e).__name__}: {e}); the file is damaged, download it "
                         f"again") from e
+    if 0 < seen < min(end, announced):
+        raise PrepError(f"{path}: decodes to {seen} frames, its header announces {announced}; the file is "
+                        f"truncated or damaged, download it again")
     if not frames:
         raise PrepError(f"{path}: holds {seen} frames, none in the listed window {start}:{end}; check the list "
                         f"line or download the video again")

@@ -3,8 +3,9 @@
 The fixture holds the two real split lists and six real ``sk_depth.avi`` (H.264, 320x240). :func:`make_raw` copies
 them into a temporary folder and adds what the fixture lacks:
 
-* ``sk_color.avi`` beside each depth video: a synthetic H.264 video whose frame i is one flat colour with red = i,
-  so a stored RGB frame tells which source frame it came from;
+* ``sk_color.avi`` beside each depth video: a synthetic H.264 video whose frame i shows i in binary as eight
+  vertical stripes (green 255 for a 1 bit, 0 for a 0), so a stored RGB frame tells which source frame it is
+  (:func:`frame_index`);
 * more samples for a stratified split: real list lines of other repetitions / test subjects of classes 1-3, whose
   folders get a copy of one of the six real depth videos;
 * the real last line of the test list (label 25, no final newline) and one test line with a 40-frame window
@@ -49,18 +50,32 @@ def real_lines(name: str) -> list[str]:
     return (FIXTURE / name).read_bytes().decode("ascii").split("\n")
 
 
+BITS = 8
+
+
 def write_color_video(path: Path, frames: int = COLOR_FRAMES) -> None:
-    """320x240 H.264 at 30 fps, frame i flat (red i, green 255 - i, blue 128)."""
+    """320x240 H.264 at 30 fps; frame i: red 64, blue 128, green stripes of 40 px = the bits of i, MSB left."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=30, options={"preset": "ultrafast", "crf": "10"})
         stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
         for i in range(frames):
             image = np.empty((240, 320, 3), np.uint8)
-            image[...] = (i, 255 - i, 128)
+            image[...] = (64, 0, 128)
+            for bit in range(BITS):
+                if (i >> (BITS - 1 - bit)) & 1:
+                    image[:, bit * 40:(bit + 1) * 40, 1] = 255
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+def frame_index(frame: np.ndarray) -> int:
+    """The source frame number of a stored (H, W, 3) RGB frame of :func:`write_color_video` (full width)."""
+    width = frame.shape[1]
+    centres = [int((bit + 0.5) * width / BITS) for bit in range(BITS)]
+    bits = [int(frame[:, c, 1].mean() > 128) for c in centres]
+    return int("".join(map(str, bits)), 2)
 
 
 def make_raw(root: Path) -> Path:
