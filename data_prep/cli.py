@@ -12,10 +12,10 @@ import click
 from data_prep.cmnist import DEFAULT_OUT, DEFAULT_SEED, DEFAULT_VARIANCE, prepare_cmnist
 from data_prep.common import PrepError
 from data_prep.inspect import describe, format_text
+from data_prep.mnist_source import DEFAULT_CACHE_DIR, SOURCES
 from data_prep.nvgesture import DEFAULT_OUT as NVGESTURE_OUT
 from data_prep.nvgesture import DEFAULT_SEED as NVGESTURE_SEED
 from data_prep.nvgesture import FRAME_SIZE, prepare_nvgesture
-from data_prep.mnist_source import DEFAULT_CACHE_DIR, SOURCES
 
 
 def _split_sizes(ctx, param, value):

@@ -116,7 +116,8 @@ def split_validation(samples: list[Sample], fraction: float, seed: int) -> tuple
         members = np.flatnonzero(labels == c)
         n_val = int(np.floor(fraction * len(members) + 0.5))
         held[rng.permutation(members)[:n_val]] = True
-    return [s for s, h in zip(samples, held, strict=True) if not h], [s for s, h in zip(samples, held, strict=True) if h]
+    pairs = list(zip(samples, held, strict=True))
+    return [s for s, h in pairs if not h], [s for s, h in pairs if h]
 
 
 def pad_frames(n: int, minimum: int = MIN_FRAMES) -> tuple[int, int]:

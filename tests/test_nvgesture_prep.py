@@ -49,14 +49,15 @@ def _list_labels_and_paths(path: Path) -> list[tuple[int, str]]:
 def test_layout_shapes_labels_and_split(built, raw):
     desc = describe(built)
     assert {k: v["count"] for k, v in desc["splits"].items()} == {"train": 9, "val": 3, "test": 4}
-    for name, split in desc["splits"].items():
+    for split in desc["splits"].values():
         n = split["count"]
         assert split["arrays"]["rgb"] == {"shape": [n, 80, 256, 256, 3], "dtype": "uint8"}
         assert split["arrays"]["depth"] == {"shape": [n, 80, 256, 256, 1], "dtype": "uint8"}
         assert "done" not in split["arrays"]  # progress flags are gone from a finished file
     assert desc["attrs"]["recipe"]["frame_size"] == 256 and len(desc["attrs"]["arrays_checksum"]) == 64
 
-    listed = {p: label for label, p in _list_labels_and_paths(raw / TRAIN_LIST) + _list_labels_and_paths(raw / TEST_LIST)}
+    pairs = _list_labels_and_paths(raw / TRAIN_LIST) + _list_labels_and_paths(raw / TEST_LIST)
+    listed = {p: label for label, p in pairs}
     with h5py.File(built) as f:
         for name in ("train", "val", "test"):
             paths = [p.decode() for p in f[name]["path"][:]]
@@ -84,7 +85,8 @@ def test_frames_come_from_the_colour_window_for_both_modalities(built, raw):
         i = next(k for k, p in enumerate(g["path"][:]) if p.decode() == "Video_data/class_01/subject3_r0")
         start = int(g["window"][i, 0])
         with av.open(str(raw / "Video_data/class_01/subject3_r0/sk_depth.avi")) as c:
-            native = [fr.to_ndarray(format="rgb24")[..., 0] for k, fr in zip(range(start + 45), c.decode(video=0))]
+            frames = c.decode(video=0)
+            native = [next(frames).to_ndarray(format="rgb24")[..., 0] for _ in range(start + 45)]
         for j in (0, 20, 40):
             stored = torch.from_numpy(g["depth"][i, j, :, :, 0]).float()
             errors = []

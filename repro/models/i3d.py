@@ -141,7 +141,9 @@ class PretrainedWeightsError(ValueError):
     """The --pretrained file is missing or does not hold I3D weights in the rgb_imagenet.pt layout."""
 
 
-def _read_weights(path: Path) -> Mapping[str, Tensor]:
+def read_weights(path: str | Path) -> Mapping[str, Tensor]:
+    """The state dict of a weights file (a ``{"state_dict": ...}`` wrapper and ``module.`` prefixes undone)."""
+    path = Path(path)
     if not path.is_file():
         raise PretrainedWeightsError(f"{path}: no such weights file; pass the path of the Kinetics-pretrained "
                                      f"I3D weights (rgb_imagenet.pt of pytorch-i3d) to --pretrained")
@@ -158,13 +160,12 @@ def _read_weights(path: Path) -> Mapping[str, Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def load_pretrained(branch: Branch, path: str | Path, in_channels: int) -> None:
-    """Copy the I3D body of ``path`` into ``branch``; a first convolution of another channel count is averaged
-    over the file's input channels (so a 1-channel depth clip sees the mean RGB filter). Every tensor of the body
-    must be in the file with its shape (``num_batches_tracked`` may be absent: files from before PyTorch 0.4.1);
-    the file may hold only ``logits.*`` besides. Otherwise :class:`PretrainedWeightsError` lists the keys."""
-    path = Path(path)
-    state = _read_weights(path)
+def load_pretrained(branch: Branch, state: Mapping[str, Tensor], path: str | Path) -> None:
+    """Copy the I3D body of ``state`` (read from ``path``) into ``branch``; a first convolution of another
+    channel count is averaged over the file's input channels (a 1-channel depth clip sees the mean RGB filter).
+    Every tensor of the body must be in the file with its shape (``num_batches_tracked`` may be absent: files
+    from before PyTorch 0.4.1); the file may hold only ``logits.*`` besides. Otherwise
+    :class:`PretrainedWeightsError` lists the keys."""
     names = port_names(branch)
     own = branch.state_dict()
     missing = [k for k in names if k not in state and not k.endswith("num_batches_tracked")]
@@ -192,10 +193,11 @@ def load_pretrained(branch: Branch, path: str | Path, in_channels: int) -> None:
 def nvgesture_net(in_channels: tuple[int, ...], num_classes: int = 25, pretrained: str = "") -> nn.Module:
     """Two I3D branches (e.g. RGB 3 channels, depth 1) with MMTMs after Mixed_4c ... Mixed_5c; one channel
     count alone gives the uni-modal network. ``pretrained``: path of ``rgb_imagenet.pt`` (empty: from scratch)."""
+    state = read_weights(pretrained) if pretrained else None  # first: a bad file fails before any work
     branches = [i3d_branch(c, num_classes) for c in in_channels]
-    if pretrained:
-        for branch, c in zip(branches, in_channels, strict=True):
-            load_pretrained(branch, pretrained, c)
+    if state is not None:
+        for branch in branches:
+            load_pretrained(branch, state, pretrained)
     if len(branches) == 1:
         model = UniModalNet(branches[0])
     else:
