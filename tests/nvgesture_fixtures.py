@@ -78,20 +78,22 @@ def frame_index(frame: np.ndarray) -> int:
     return int("".join(map(str, bits)), 2)
 
 
-def make_raw(root: Path) -> Path:
-    """The NVGesture folder described above under ``root``; returns it. Train: 12 lines (4 per class 1-3);
-    test: 4 lines (classes 1, 2, 3 and the list's last line, class 25), the class-2 one cut to 40 frames."""
+def make_raw(root: Path, extra: int = 0) -> Path:
+    """The NVGesture folder described above under ``root``; returns it. Train: 12 lines (4 per class 1-3) and
+    the first ``extra`` other lines of the real list (for throughput measurements); test: 4 lines (classes 1, 2,
+    3 and the list's last line, class 25), the class-2 one cut to 40 frames."""
     raw = root / "nvgesture"
     color = root / "color.avi"
     write_color_video(color)
     train = [ln for ln in real_lines(TRAIN_LIST) if _path_of(ln) in REAL_DEPTH + EXTRA_TRAIN]
+    train += [ln for ln in real_lines(TRAIN_LIST) if ln.strip() and ln not in train][:extra]
     test_all = real_lines(TEST_LIST)
     test = []
     for cls in ("class_01", "class_02", "class_03"):
         test.append(next(ln for ln in test_all if f"/{cls}/" in ln))
     test.append(test_all[-1])
     test[1] = test[1].replace(test[1].split()[2], _shortened(test[1].split()[2], 40))
-    assert len(train) == 12 and len(test) == 4
+    assert len(train) == 12 + extra and len(test) == 4
     for i, line in enumerate(train + test):
         folder = raw / _path_of(line)
         folder.mkdir(parents=True, exist_ok=True)
