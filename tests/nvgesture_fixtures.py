@@ -38,7 +38,8 @@ EXTRA_TRAIN = (  # real train-list lines whose folders get copies of real depth 
     "Video_data/class_02/subject3_r2", "Video_data/class_02/subject3_r3",
     "Video_data/class_03/subject11_r2", "Video_data/class_03/subject3_r0",
 )
-COLOR_FRAMES = 250  # every listed window ends by frame 241
+COLOR_FRAMES = 250  # every window of the lines used ends by frame 241
+SHORTEST = 238  # frames of the shortest real depth video here (class_03/subject11_r1)
 
 
 def _path_of(line: str) -> str:
@@ -86,7 +87,8 @@ def make_raw(root: Path, extra: int = 0) -> Path:
     color = root / "color.avi"
     write_color_video(color)
     train = [ln for ln in real_lines(TRAIN_LIST) if _path_of(ln) in REAL_DEPTH + EXTRA_TRAIN]
-    train += [ln for ln in real_lines(TRAIN_LIST) if ln.strip() and ln not in train][:extra]
+    fits = [ln for ln in real_lines(TRAIN_LIST) if ln.strip() and ln not in train and _color_end(ln) <= SHORTEST]
+    train += fits[:extra]
     test_all = real_lines(TEST_LIST)
     test = []
     for cls in ("class_01", "class_02", "class_03"):
@@ -103,6 +105,10 @@ def make_raw(root: Path, extra: int = 0) -> Path:
     (raw / TRAIN_LIST).write_bytes(("\n".join(train) + "\n").encode("ascii"))
     (raw / TEST_LIST).write_bytes("\n".join(test).encode("ascii"))  # no final newline, as the real one
     return raw
+
+
+def _color_end(line: str) -> int:
+    return int(next(t for t in line.split() if t.startswith("color:")).split(":")[3])
 
 
 def _shortened(color_token: str, length: int) -> str:
