@@ -1,8 +1,10 @@
 """NVGesture throughput figures for the README: ``python -m repro.bench_nvgesture --data FILE``.
 
-    loader_clips_per_s      training clips (64 frames, both modalities, random crop and flip) delivered per
-                            second by the loader, per worker count, over ``--epochs`` passes of the train split
-                            (the first batch, which starts the workers, included)
+    loader_clips_per_s      training clips (64 frames, both modalities, random crop and flip, uint8) delivered
+                            per second by the DataLoader, per worker count, over ``--epochs`` passes of the
+                            train split (the first batch, which starts the workers, included)
+    loader_clips_per_s_float_on_cpu
+                            the same through ``batches``, float inputs converted on the CPU (one thread)
     step_seconds            one guided training step (forward, backward, SGD; batch ``--batch``) of the two-branch
                             I3D+MMTM model on random clips of ``--frames`` x ``--side`` x ``--side``, per thread count
 
@@ -24,11 +26,15 @@ from .hparams import resolve
 from .models import build_model
 
 
-def loader_clips_per_s(path: str, workers: int, epochs: int, batch: int) -> float:
+def loader_clips_per_s(path: str, workers: int, epochs: int, batch: int, convert: bool) -> float:
+    """Clips per second from the DataLoader (uint8, what a GPU receives), or with ``convert`` through
+    ``batches`` (float inputs in [-1, 1], converted here on the CPU: on a GPU that happens on the device)."""
     train = load_nvgesture(path, ("rgb", "depth"), workers=workers)["train"]
     clips, start = 0, time.perf_counter()
     for epoch in range(epochs):
-        for _, labels in train.batches(batch, generator=torch.Generator().manual_seed(epoch)):
+        gen = torch.Generator().manual_seed(epoch)
+        batches = train.batches(batch, generator=gen) if convert else train.loader(batch, gen)
+        for _, labels in batches:
             clips += len(labels)
     return clips / (time.perf_counter() - start)
 
@@ -61,8 +67,10 @@ def step_seconds(frames: int, side: int, batch: int, steps: int) -> float:
 def main(data, workers, epochs, threads, frames, side, batch, steps):
     result = {"cpu_count": os.cpu_count(), "batch": batch}
     if data:
-        result["loader_clips_per_s"] = {
-            int(w): round(loader_clips_per_s(data, int(w), epochs, batch), 1) for w in workers.split(",")}
+        torch.set_num_threads(1)
+        for convert in (False, True):
+            result["loader_clips_per_s" + ("_float_on_cpu" if convert else "")] = {
+                int(w): round(loader_clips_per_s(data, int(w), epochs, batch, convert), 1) for w in workers.split(",")}
     result["clip"] = [frames, side, side]
     result["step_seconds"] = {}
     for t in threads.split(","):

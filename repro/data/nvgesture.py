@@ -54,10 +54,11 @@ class _Clips(Dataset):
         group = self._file[self.split]
         clips = []
         for m in self.stored:
-            clip = group[m][index, t0:t0 + CLIP_FRAMES, top:top + self.crop, left:left + self.crop]
-            if flip:
-                clip = np.ascontiguousarray(clip[:, :, ::-1])
-            clips.append(torch.from_numpy(clip))
+            # whole frames (one contiguous read of the sample's chunk), then the crop: a cropped HDF5 selection
+            # reads row by row and costs ~4x the CPU time
+            frames = group[m][index, t0:t0 + CLIP_FRAMES]
+            clip = frames[:, top:top + self.crop, left:left + self.crop]
+            clips.append(torch.from_numpy(np.ascontiguousarray(clip[:, :, ::-1] if flip else clip)))
         return tuple(clips), int(group["label"][index])
 
 
@@ -102,15 +103,18 @@ class StreamedClipSplit:
             flip = (torch.rand(n, generator=generator) < 0.5).numpy() & TRAIN_FLIP
         return [(int(i), int(t0[i]), int(top[i]), int(left[i]), bool(flip[i])) for i in order]
 
-    def batches(self, batch_size: int, *, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
-        """Batches of (inputs per modality as (B, C, T, H, W) float in [-1, 1] on the device, labels)."""
-        loader = DataLoader(
+    def loader(self, batch_size: int, generator: torch.Generator | None = None) -> DataLoader:
+        """The DataLoader behind :meth:`batches`: uint8 (B, T, H, W, C) clips per stored modality, labels."""
+        return DataLoader(
             _Clips(self.path, self.split, self.stored, self.crop), batch_size=batch_size,
             sampler=self.items(generator), num_workers=self.workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False, prefetch_factor=4 if self.workers else None,
         )
-        for clips, labels in loader:
+
+    def batches(self, batch_size: int, *, generator: torch.Generator | None = None
+                ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
+        """Batches of (inputs per modality as (B, C, T, H, W) float in [-1, 1] on the device, labels)."""
+        for clips, labels in self.loader(batch_size, generator):
             by_name = {m: _to_input(c, self.device) for m, c in zip(self.stored, clips, strict=True)}
             yield tuple(by_name[m] for m in self.modalities), labels.to(self.device, non_blocking=True)
 
