@@ -57,10 +57,10 @@ def _layout(tmp_path: Path, *, data=("cmnist.h5",), done=(), weights=False) -> d
 
 
 def _plan(args: list[str], variables: dict[str, str]) -> list[str]:
-    # --no-print-directory: under `make test` the inner make is a sub-make and would print "Entering directory"
-    out = subprocess.run(args + ["--no-print-directory"] + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT,
-                         check=True,
-                         capture_output=True, text=True).stdout
+    # run as a top-level make: under `make test` it would be a sub-make and print "Entering directory ..."
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
+    out = subprocess.run(args + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT, check=True,
+                         capture_output=True, text=True, env=env).stdout
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
