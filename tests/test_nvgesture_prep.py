@@ -2,6 +2,7 @@
 videos; see nvgesture_fixtures): layout and shapes, frame windows, padding, labels, the validation split,
 resume after SIGKILL, one-line errors; then a tiny `repro train --dataset nvgesture` on a file it wrote."""
 
+import json
 import os
 import re
 import shutil
@@ -19,10 +20,8 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from data_prep.common import PrepError
-from data_prep.inspect import describe
 from data_prep.nvgesture import parse_line, prepare_nvgesture, read_list, split_validation
 from repro.cli import main
-from repro.engine import train
 from repro.hparams import resolve
 
 from nvgesture_fixtures import FIXTURE, TEST_LIST, TRAIN_LIST, frame_index, make_raw
@@ -47,7 +46,9 @@ def _list_labels_and_paths(path: Path) -> list[tuple[int, str]]:
 
 
 def test_layout_shapes_labels_and_split(built, raw):
-    desc = describe(built)
+    result = CliRunner().invoke(main, ["inspect", str(built), "--json"])
+    assert result.exit_code == 0
+    desc = json.loads(result.output)
     assert {k: v["count"] for k, v in desc["splits"].items()} == {"train": 9, "val": 3, "test": 4}
     for split in desc["splits"].values():
         n = split["count"]
@@ -230,13 +231,19 @@ def test_a_killed_extraction_resumes_where_it_stopped(tmp_path, raw, monkeypatch
 
 
 def test_tiny_training_run_on_a_file_the_stage_wrote(tmp_path, raw):
+    """`repro train --dataset nvgesture` with the paper's settings, on 16x16 frames and a few clips."""
     data = prepare_nvgesture(raw, tmp_path / "nvgesture.h5", size=16, **QUIET)
-    cfg = resolve("nvgesture", data=str(data), algorithm="guided", max_epochs=1, workers=0, threads=1,
-                  progress=False, train_limit=5, eval_limit=2)
+    cfg = resolve("nvgesture")
     assert (cfg.lr, cfg.momentum, cfg.batch_size, cfg.alpha, cfg.window) == (0.01, 0.9, 4, 0.1, 5)
-    assert cfg.modality_names == ("rgb", "depth") and cfg.setting == "nvgesture-scratch"
-    record = train(cfg, tmp_path / "run")
+    args = ["train", "--dataset", "nvgesture", "--algorithm", "guided", "--data", str(data), "--max-epochs", "1",
+            "--train-limit", "5", "--eval-limit", "2", "--workers", "0", "--threads", "1", "--progress", "false",
+            "--out", str(tmp_path / "run"), "--json"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.output[result.output.index("{"):])
     assert record["status"] == "done" and record["setting"] == "nvgesture-scratch"
+    assert record["modalities"] == ["rgb", "depth"] and record["config"]["batch_size"] == 4
     assert record["epochs"][0]["steps"] == 2  # 5 training clips, batch 4
     assert record["test"]["acc"] is not None and record["test"]["d_speed"] is not None
-    assert record["data_provenance"]["recipe_hash"] == h5py.File(data).attrs["recipe_hash"]
+    with h5py.File(data) as f:
+        assert record["data_provenance"]["recipe_hash"] == f.attrs["recipe_hash"]
