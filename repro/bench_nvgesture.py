@@ -3,6 +3,7 @@
     loader_clips_per_s      training clips (64 frames, both modalities, random crop and flip, uint8) delivered
                             per second by the DataLoader, per worker count, over ``--epochs`` passes of the
                             train split (the first batch, which starts the workers, included)
+    loader_cpu_ms_per_clip  CPU milliseconds per uint8 clip, read in this process (the cost per worker)
     loader_clips_per_s_float_on_cpu
                             the same through ``batches``, float inputs converted on the CPU (one thread)
     step_seconds            one guided training step (forward, backward, SGD; batch ``--batch``) of the two-branch
@@ -24,6 +25,16 @@ from .algorithms import ALGORITHMS
 from .data.nvgesture import load_nvgesture
 from .hparams import resolve
 from .models import build_model
+
+
+def loader_cpu_ms_per_clip(path: str, epochs: int, batch: int) -> float:
+    """CPU time (this process, no workers) per uint8 training clip: what one worker spends, whatever the load."""
+    train = load_nvgesture(path, ("rgb", "depth"), workers=0)["train"]
+    clips, start = 0, time.process_time()
+    for epoch in range(epochs):
+        for _, labels in train.loader(batch, torch.Generator().manual_seed(epoch)):
+            clips += len(labels)
+    return 1000 * (time.process_time() - start) / clips
 
 
 def loader_clips_per_s(path: str, workers: int, epochs: int, batch: int, convert: bool) -> float:
@@ -68,6 +79,7 @@ def main(data, workers, epochs, threads, frames, side, batch, steps):
     result = {"cpu_count": os.cpu_count(), "batch": batch}
     if data:
         torch.set_num_threads(1)
+        result["loader_cpu_ms_per_clip"] = round(loader_cpu_ms_per_clip(data, epochs, batch), 1)
         for convert in (False, True):
             result["loader_clips_per_s" + ("_float_on_cpu" if convert else "")] = {
                 int(w): round(loader_clips_per_s(data, int(w), epochs, batch, convert), 1) for w in workers.split(",")}
