@@ -29,12 +29,6 @@ DATASET_DEFAULTS: dict[str, dict] = {
     ),
 }
 
-#: Table-1 setting of a run whose --setting is not given: the dataset's name, except NVGesture's two columns.
-def default_setting(cfg: RunConfig) -> str:
-    if cfg.dataset == "nvgesture":
-        return "nvgesture-pretrained" if cfg.pretrained else "nvgesture-scratch"
-    return cfg.dataset
-
 # Fields that change how a run executes, not what it computes: excluded from the run's identity.
 RUNTIME_FIELDS = ("device", "threads", "progress", "workers")
 #: Fields added after runs were recorded: left out of a run's identity while at this default, so those runs keep
@@ -50,7 +44,8 @@ class RunConfig:
     algorithm: str = field(default="vanilla", metadata={"help": "vanilla | rubi | random | guided"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation, data order and random steps"})
     modalities: str = field(default="", metadata={"help": "comma-separated modality names m0,m1 (one for uni-modal)"})
-    setting: str = field(default="", metadata={"help": "Table-1 column this run belongs to (default: dataset)"})
+    setting: str = field(default="", metadata={
+        "help": "Table-1 column this run belongs to (default: dataset; nvgesture-scratch|pretrained by --pretrained)"})
     data: str = field(default="", metadata={"help": "prepared HDF5 file (default: data/<dataset>.h5)"})
     lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
     momentum: float = field(default=0.0, metadata={"help": "SGD momentum"})
@@ -95,6 +90,13 @@ class RunConfig:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
 
 
+def default_setting(cfg: RunConfig) -> str:
+    """The Table-1 setting of a run given no --setting: the dataset's name; NVGesture has two (§5.4)."""
+    if cfg.dataset == "nvgesture":
+        return "nvgesture-pretrained" if cfg.pretrained else "nvgesture-scratch"
+    return cfg.dataset
+
+
 def resolve(dataset: str, **overrides) -> RunConfig:
     """Defaults of the dataclass, then the dataset's paper settings, then the caller's non-None overrides."""
     if dataset not in DATASET_DEFAULTS:
@@ -105,6 +107,9 @@ def resolve(dataset: str, **overrides) -> RunConfig:
     if cfg.algorithm not in ALGORITHM_NAMES:
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose from {', '.join(ALGORITHM_NAMES)}")
     cfg.setting = cfg.setting or default_setting(cfg)
+    if cfg.setting.startswith("nvgesture-") and cfg.setting != default_setting(cfg):
+        raise ValueError(f"--setting {cfg.setting} " + ("needs --pretrained" if not cfg.pretrained else
+                                                          "is from scratch: drop --pretrained"))
     cfg.data = cfg.data or f"data/{dataset}.h5"
     n = len(cfg.modality_names)
     if n not in (1, 2):

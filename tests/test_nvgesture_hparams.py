@@ -21,6 +21,10 @@ def test_new_fields_leave_earlier_spec_hashes_alone():
     assert resolve("nvgesture", pretrained="a.pt").spec_hash() != resolve("nvgesture").spec_hash()
 
 
-def test_three_modalities_are_refused():
+def test_nonsense_is_refused():
     with pytest.raises(ValueError, match="one or two"):
         resolve("nvgesture", modalities="rgb,depth,rgb")
+    with pytest.raises(ValueError, match="needs --pretrained"):  # a scratch run labelled pretrained
+        resolve("nvgesture", setting="nvgesture-pretrained")
+    with pytest.raises(ValueError, match="drop --pretrained"):
+        resolve("nvgesture", setting="nvgesture-scratch", pretrained="w.pt")
