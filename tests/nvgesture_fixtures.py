@@ -17,15 +17,16 @@ line), only restricted to the samples present.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
 import av
 import numpy as np
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nvgesture"
-if not FIXTURE.is_dir():  # the main checkout and worktrees sit beside shared/
-    FIXTURE = Path("/work/shared/fixtures/nvgesture")
+#: The committed real samples: ``shared/fixtures/nvgesture`` beside the checkout, or $NVGESTURE_FIXTURE.
+FIXTURE = Path(os.environ.get("NVGESTURE_FIXTURE")
+               or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nvgesture")
 TRAIN_LIST = "nvgesture_train_correct_cvpr2016_v2.lst"
 TEST_LIST = "nvgesture_test_correct_cvpr2016_v2.lst"
 REAL_DEPTH = (  # the six real depth videos of the fixture
