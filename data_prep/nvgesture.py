@@ -187,6 +187,8 @@ def _open_partial(partial: Path, rhash: str, log: Callable[[str], None]) -> h5py
         return None
     try:
         f = h5py.File(partial, "r+")
+    except BlockingIOError as e:  # HDF5's file lock: another process has it open
+        raise PrepError(f"{partial}: another `repro prep nvgesture` is writing it; wait for it or stop it") from e
     except OSError as e:
         log(f"{partial}: unreadable leftover of an interrupted run ({e}); starting over")
         partial.unlink()

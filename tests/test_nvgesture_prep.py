@@ -232,6 +232,19 @@ def test_a_killed_extraction_resumes_where_it_stopped(tmp_path, raw, monkeypatch
             assert np.array_equal(a[name]["depth"][:], b[name]["depth"][:])
 
 
+def test_a_second_extraction_into_the_same_file_is_refused(tmp_path, raw):
+    partial = tmp_path / "nvgesture.h5.partial"
+    prepare_nvgesture(raw, tmp_path / "first.h5", size=16, **QUIET).rename(partial)  # a partial, as a writer holds it
+    with h5py.File(partial, "r+"):
+        code = ("import sys; from data_prep.nvgesture import prepare_nvgesture; "
+                "prepare_nvgesture(sys.argv[1], sys.argv[2], size=16, progress=False)")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+        proc = subprocess.run([sys.executable, "-c", code, str(raw), str(tmp_path / "nvgesture.h5")], env=env,
+                              capture_output=True, text=True)
+    assert proc.returncode == 1 and "another `repro prep nvgesture` is writing it" in proc.stderr
+    assert partial.exists()  # the other writer's file is left alone
+
+
 def test_tiny_training_run_on_a_file_the_stage_wrote(tmp_path, raw):
     """`repro train --dataset nvgesture` with the paper's settings, on 16x16 frames and a few clips."""
     data = prepare_nvgesture(raw, tmp_path / "nvgesture.h5", size=16, **QUIET)
