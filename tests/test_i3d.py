@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from repro.cli import main
 from repro.models import build_model
-from repro.models.i3d import PretrainedWeightsError
+from repro.models.i3d import MaxPoolSame, PretrainedWeightsError, Unit3D
 
 # The rgb_imagenet.pt layout: unit name -> (in channels, out channels, kernel). Mixed blocks: b0, b1a, b1b,
 # b2a, b2b, b3b from the Inception-v1 widths (Szegedy et al. 2015).
@@ -80,6 +80,24 @@ def test_forward_backward_on_a_tiny_clip():
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("kernel, stride", [((3, 3, 3), (1, 1, 1)), ((7, 7, 7), (2, 2, 2)), ((1, 3, 3), (1, 2, 2))])
+def test_units_pad_as_tensorflow_same(kernel, stride):
+    """Output size ceil(size / stride); padding split evenly, the odd one at the far end (TF "SAME")."""
+    torch.manual_seed(0)
+    unit = Unit3D(2, 3, kernel, stride).eval()
+    x = torch.randn(1, 2, 9, 8, 7)
+    pads = []
+    for size, k, s in zip((7, 8, 9), kernel[::-1], stride[::-1], strict=True):
+        total = max((-(-size // s) - 1) * s + k - size, 0)
+        pads += [total // 2, total - total // 2]
+    expected = F.relu(unit.bn(F.conv3d(F.pad(x, pads), unit.conv3d.weight, stride=stride)))
+    out = unit(x)
+    assert out.shape[2:] == tuple(-(-n // s) for n, s in zip((9, 8, 7), stride, strict=True))
+    assert torch.allclose(out, expected, atol=1e-6)
+    pool, relu = MaxPoolSame(kernel, stride), torch.relu(x)  # pooled inputs are ReLU outputs
+    assert torch.equal(pool(relu), F.max_pool3d(F.pad(relu, pads), kernel, stride))
 
 
 def test_pretrained_weights_load_into_both_branches(tmp_path):

@@ -53,7 +53,15 @@ def _same_pad(x: Tensor, kernel: tuple[int, int, int], stride: tuple[int, int, i
     for size, k, s in zip(reversed(x.shape[2:]), reversed(kernel), reversed(stride), strict=True):
         total = max((-(-size // s) - 1) * s + k - size, 0)
         pad += [total // 2, total - total // 2]
-    return F.pad(x, pad)
+    return F.pad(x, pad) if any(pad) else x
+
+
+def _fixed_pad(kernel: tuple[int, int, int], stride: tuple[int, int, int]) -> tuple[int, int, int] | None:
+    """With stride 1 and odd kernels "SAME" is k // 2 on each side whatever the input size, so the layer pads
+    itself (no padded copy of the input kept for backward); None where it depends on the size."""
+    if all(s == 1 for s in stride) and all(k % 2 for k in kernel):
+        return tuple(k // 2 for k in kernel)
+    return None
 
 
 class Unit3D(nn.Module):
@@ -62,19 +70,24 @@ class Unit3D(nn.Module):
     def __init__(self, c_in: int, c_out: int, kernel=(1, 1, 1), stride=(1, 1, 1)):
         super().__init__()
         self.kernel, self.stride = tuple(kernel), tuple(stride)
-        self.conv3d = nn.Conv3d(c_in, c_out, self.kernel, self.stride, bias=False)
+        self.fixed = _fixed_pad(self.kernel, self.stride)
+        self.conv3d = nn.Conv3d(c_in, c_out, self.kernel, self.stride, padding=self.fixed or 0, bias=False)
         self.bn = nn.BatchNorm3d(c_out, eps=1e-3, momentum=0.01)
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.relu(self.bn(self.conv3d(_same_pad(x, self.kernel, self.stride))), inplace=True)
+        x = x if self.fixed else _same_pad(x, self.kernel, self.stride)
+        return F.relu(self.bn(self.conv3d(x)), inplace=True)
 
 
 class MaxPoolSame(nn.Module):
     def __init__(self, kernel, stride):
         super().__init__()
         self.kernel, self.stride = tuple(kernel), tuple(stride)
+        self.fixed = _fixed_pad(self.kernel, self.stride)  # pads with -inf: the same as zeros for inputs >= 0
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.fixed:
+            return F.max_pool3d(x, self.kernel, self.stride, padding=self.fixed)
         return F.max_pool3d(_same_pad(x, self.kernel, self.stride), self.kernel, self.stride)
 
 
