@@ -15,7 +15,9 @@ Output (``data/nvgesture.h5``): groups ``/train``, ``/val``, ``/test`` with ``rg
 ``depth`` (N,T,256,256,1) uint8, chunked one sample per chunk, T = the longest padded clip (80); ``num_frames``
 (N,) int32, the valid frames at the start of each clip (padding included), zeros after them; ``label`` (N,) int64
 (0-based); ``window`` (N,2) int32, the listed color window; ``list_line`` (N,) int32, the line in its list;
-``path`` (N,) the sample's folder; ``sample_sha256`` (N,) of each sample's rgb+depth bytes. Root attributes as
+``path`` (N,) the sample's folder; ``frames_read`` (N,) int32, the window's frames found in the videos (fewer
+than 80 only where a video ends inside its window; the clip is then cut there and padded as a short one);
+``sample_sha256`` (N,) of each sample's rgb+depth bytes. Root attributes as
 every stage (``recipe``, ``recipe_hash``, ``arrays_checksum``, ``source``, ``created_by``).
 
 Resumable: the file is written as ``<out>.partial`` with all its space allocated up front (uncompressed, so a
@@ -175,6 +177,7 @@ def _create(partial: Path, recipe: dict, splits: dict[str, list[Sample]], frames
             group["list_line"] = np.array([s.list_line for s in samples], dtype=np.int32)
             group["path"] = np.array([s.path for s in samples], dtype=h5py.string_dtype())
             group["num_frames"] = np.zeros(n, dtype=np.int32)
+            group["frames_read"] = np.zeros(n, dtype=np.int32)
             group["sample_sha256"] = np.zeros(n, dtype="S64")
             group["done"] = np.zeros(n, dtype=bool)
         # Last: a file killed while being created has no recipe_hash, so the next run starts over.
@@ -203,13 +206,11 @@ def _open_partial(partial: Path, rhash: str, log: Callable[[str], None]) -> h5py
 
 def load_sample(raw: Path, sample: Sample, frames: int, size: int) -> tuple[dict[str, np.ndarray], int, int]:
     """One sample's clips, (frames, size, size, C) uint8 each: the window's frames, zero-padded to MIN_FRAMES
-    on both sides when shorter, then zeros up to ``frames``. Also the valid frame count and how many frames of
-    the window the videos lacked (0 normally)."""
-    clips, lacking = {}, 0
+    on both sides when shorter, then zeros up to ``frames``. Also the valid frame count (padding included) and
+    the frames read (fewer than the window's only where a video ends inside it)."""
+    clips = {}
     for modality, (file, channels) in MODALITIES.items():
-        window, seen = read_window(raw / sample.path / file, sample.start, sample.end, size, channels)
-        lacking = max(lacking, sample.end - seen)
-        clips[modality] = window
+        clips[modality], _ = read_window(raw / sample.path / file, sample.start, sample.end, size, channels)
     n = min(len(c) for c in clips.values())  # both modalities cut to the shorter video's frames
     before, after = pad_frames(n)
     out = {}
@@ -217,7 +218,7 @@ def load_sample(raw: Path, sample: Sample, frames: int, size: int) -> tuple[dict
         full = np.zeros((frames, size, size, clip.shape[-1]), dtype=np.uint8)
         full[before:before + n] = clip[:n]
         out[modality] = full
-    return out, before + n + after, lacking
+    return out, before + n + after, n
 
 
 def prepare_nvgesture(
@@ -249,6 +250,8 @@ def prepare_nvgesture(
     if f is None:
         try:
             _create(partial, recipe, splits, frames, size)
+        except BlockingIOError as e:  # --force while another process writes the partial file
+            raise PrepError(f"{partial}: another `repro prep nvgesture` is writing it; wait for it or stop it") from e
         except OSError as e:
             partial.unlink(missing_ok=True)
             raise PrepError(f"{partial}: cannot write ({e}); check free space and permissions or choose another "
@@ -261,7 +264,6 @@ def prepare_nvgesture(
                           for name in SPLITS)
         if done_before:
             log(f"{partial}: resuming, {done_before} of {total} samples already extracted")
-        lacking = []
         bar = tqdm(total=total, initial=done_before, desc=f"extract {out.name}", unit="clip", disable=not progress)
         for name in SPLITS:
             group = f[name]
@@ -270,22 +272,23 @@ def prepare_nvgesture(
             for i, sample in enumerate(splits[name]):
                 if done[i]:
                     continue
-                clips, n_frames, short = load_sample(raw, sample, frames, size)
-                if short:
-                    lacking.append(f"{sample.path} ({short} frames)")
+                clips, n_frames, n_read = load_sample(raw, sample, frames, size)
                 digest = hashlib.sha256()
                 for modality in MODALITIES:
                     group[modality][i] = clips[modality]
                     digest.update(clips[modality].tobytes())
                 group["num_frames"][i] = n_frames
+                group["frames_read"][i] = n_read
                 group["sample_sha256"][i] = digest.hexdigest().encode()
                 f.flush()  # the sample's bytes are in the file before it is marked done
                 group["done"][i] = True
                 f.flush()
                 bar.update()
         bar.close()
-        arrays_hash = hashlib.sha256()
+        arrays_hash, lacking = hashlib.sha256(), []
         for name in SPLITS:
+            short = f[name]["window"][:, 1] - f[name]["window"][:, 0] - f[name]["frames_read"][:]
+            lacking += [f"{p.decode()} ({k} frames)" for p, k in zip(f[name]["path"][:], short, strict=True) if k > 0]
             arrays_hash.update(b"".join(f[name]["sample_sha256"][:]))
             arrays_hash.update(np.ascontiguousarray(f[name]["label"][:]).tobytes())
             if "done" in f[name]:

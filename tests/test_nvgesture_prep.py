@@ -113,6 +113,26 @@ def test_a_short_clip_is_zero_padded_on_both_sides(built):
         assert depth[12:52].reshape(40, -1).any(axis=1).all()
 
 
+def test_a_video_ending_inside_its_window_is_cut_there_and_reported(tmp_path, raw):
+    moved = tmp_path / "raw"
+    shutil.copytree(raw, moved)
+    lines = (moved / TEST_LIST).read_text().split("\n")
+    lines[0] = re.sub(r"color:sk_color:\d+:\d+", "color:sk_color:200:300", lines[0])  # the video has 250 frames
+    (moved / TEST_LIST).write_text("\n".join(lines))
+    messages = []
+    out = prepare_nvgesture(moved, tmp_path / "o.h5", size=16, progress=False, log=messages.append)
+    with av.open(str(moved / "Video_data/class_01/subject13_r0/sk_depth.avi")) as c:
+        depth_frames = sum(1 for _ in c.decode(video=0))
+    read = min(depth_frames, 250) - 200  # both modalities cut where the shorter video ends
+    with h5py.File(out) as f:
+        g = f["test"]
+        assert list(g["frames_read"][:]) == [read, 40, 80, 80] and list(g["num_frames"][:]) == [64, 64, 80, 80]
+        before = (64 - read) // 2
+        assert frame_index(g["rgb"][0, before]) == 200 and not g["rgb"][0, :before].any()
+        assert frame_index(g["rgb"][0, before + read - 1]) == 200 + read - 1 and not g["rgb"][0, before + read:].any()
+    assert "1 videos end inside their listed window" in messages[-1] and "class_01/subject13_r0" in messages[-1]
+
+
 def test_rerun_is_a_no_op(built, raw):
     mtime = built.stat().st_mtime_ns
     messages = []
