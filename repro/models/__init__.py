@@ -6,12 +6,15 @@ from torch import nn
 
 from .cnn import cmnist_net
 from .fusion import CUT, REBALANCE, REGULAR, Fusion
+from .resnet import modelnet40_net
 from .twobranch import GROUP_NAMES, ModelOutput, TwoBranchNet, UniModalNet
 
 
 def build_model(dataset: str, in_channels: tuple[int, ...], num_classes: int) -> nn.Module:
     if dataset == "cmnist":
         return cmnist_net(in_channels, num_classes)
+    if dataset == "modelnet40":
+        return modelnet40_net(in_channels, num_classes)
     raise ValueError(f"no model for dataset {dataset!r}")
 
 
