@@ -298,14 +298,14 @@ def prepare_modelnet40(
         source, items = mvcnn_images.list_image_set(root, classes, SPLITS, Item)
     if not items:
         raise PrepError(f"{root}: no objects found under <class>/train or <class>/test")
-    if classes != list(CLASSES):
-        log(f"note: {root} has {len(classes)} classes, not the 40 of ModelNet40; labels follow its folders")
     recipe = build_recipe(source, classes, items, listing_hash(root, items), size, skip_bad)
     rhash = recipe_hash(recipe)
     if not force and is_up_to_date(out, recipe):
         log(f"{out}: up to date (recipe_hash {rhash[:12]}), nothing to do; pass --force to rebuild")
         return out
 
+    if classes != list(CLASSES):
+        log(f"note: {root} has {len(classes)} classes, not the 40 of ModelNet40; labels follow its folders")
     t0 = time.perf_counter()
     parts_dir = _parts_dir(out, recipe)
     jobs, parts = [], []
