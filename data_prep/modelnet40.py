@@ -132,7 +132,9 @@ def build_recipe(source: str, classes: list[str], items: list[Item], listing: st
 _WORKER: dict = {}
 
 
-def _init_worker(source: str, root: str, size: int) -> None:
+def _init_worker(source: str, root: str, size: int, one_thread: bool = False) -> None:
+    if one_thread:  # one of several processes: one llvmpipe thread each, unless the user chose otherwise
+        os.environ.setdefault("LP_NUM_THREADS", "1")
     _WORKER.update(source=source, root=Path(root), size=size,
                    renderer=render.ViewRenderer(size) if source == "meshes" else None)
 
@@ -201,7 +203,7 @@ def _run_jobs(jobs, workers, source, root, size, progress, log):
     if workers > 1:
         import multiprocessing as mp
 
-        pool = mp.get_context("spawn").Pool(workers, _init_worker, (source, str(root), size))
+        pool = mp.get_context("spawn").Pool(workers, _init_worker, (source, str(root), size, True))
         results = pool.imap(_render_part, jobs)
     else:
         pool = None

@@ -163,6 +163,14 @@ def test_killed_stage_resumes(tmp_path, mini):
     assert not out.with_name("mn.h5.parts").exists()
 
 
+def test_workers_give_the_same_file(tmp_path, mini):
+    raw, reference, _ = mini
+    out = prepare_modelnet40(tmp_path / "w.h5", raw=raw, workers=2, chunk=4, **QUIET)
+    with h5py.File(out, "r") as f, h5py.File(reference, "r") as g:
+        assert f.attrs["arrays_checksum"] == g.attrs["arrays_checksum"]
+        assert f.attrs["recipe_hash"] == g.attrs["recipe_hash"]
+
+
 def test_from_images_rebuilds_the_same_views(tmp_path, mini):
     """modelnet40_images_new_12x layout written from the rendered file (PNG is lossless): same arrays back."""
     from PIL import Image
