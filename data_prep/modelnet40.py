@@ -167,7 +167,7 @@ def _render_part(job: tuple[list[Item], str, bool]) -> tuple[str, int, list]:
     size = _WORKER["size"]
     array = np.stack(views) if views else np.zeros((0, render.NUM_VIEWS, size, size), np.uint8)
     tmp = Path(f"{part}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, views=array, index=np.asarray(index, np.int64), bad=json.dumps(bad))
+    np.savez_compressed(tmp, views=array, index=np.asarray(index, np.int64), bad=json.dumps(bad))
     os.replace(tmp, part)
     return part, len(items), bad
 
@@ -185,11 +185,13 @@ def _parts_dir(out: Path, recipe: dict) -> Path:
     return parts
 
 
-def _load_part(path: Path) -> tuple[np.ndarray, np.ndarray, list] | None:
+def _load_part(path: Path, views: bool = False) -> tuple[np.ndarray | None, np.ndarray, list] | None:
+    """``(views or None, index, bad)`` of a part; None when it is damaged (a crash mid-write): render it again.
+    Views are decompressed only when asked for, so listing parts stays cheap."""
     try:
         with np.load(path) as z:
-            return z["views"], z["index"], json.loads(str(z["bad"]))
-    except Exception:  # a part damaged by a crash: render it again
+            return (z["views"] if views else None), z["index"], json.loads(str(z["bad"]))
+    except Exception:
         return None
 
 
@@ -230,39 +232,43 @@ def _run_jobs(jobs, workers, source, root, size, progress, log):
 
 
 def _assemble(out: Path, parts: list[tuple[str, Path]], items: list[Item], recipe: dict, rhash: str,
-              classes: list[str], renderer: str, log) -> tuple[dict, list]:
-    """Write the HDF5 file from the parts, atomically; returns the counts per split and the skipped files."""
-    loaded = []
+              classes: list[str], renderer: str) -> tuple[dict, list]:
+    """Write the HDF5 file from the parts, atomically, one part in memory at a time; returns the counts per
+    split and the skipped files."""
+    by_split = {s: [i for i in items if i.split == s] for s in SPLITS}
+    kept: dict[str, list] = {s: [] for s in SPLITS}  # (part path, [items kept]) in order
+    skipped = []
     for split, path in parts:
         part = _load_part(path)
         if part is None:
             raise PrepError(f"{path}: damaged part; delete it and run the stage again")
-        loaded.append((split, path, part))
-    counts = {s: sum(len(p[1]) for sp, _, p in loaded if sp == s) for s in SPLITS}
-    skipped = [b for _, _, p in loaded for b in p[2]]
+        start = int(path.stem.split("-")[1])
+        kept[split].append((path, [by_split[split][start + int(k)] for k in part[1]]))
+        skipped += part[2]
+    counts = {s: sum(len(chosen) for _, chosen in kept[s]) for s in SPLITS}
     size = recipe["size"]
-    by_split = {s: [i for i in items if i.split == s] for s in SPLITS}
     checksum = hashlib.sha256()
     with atomic_h5(out) as f:
         for split in SPLITS:
             g = f.create_group(split)
             n = counts[split]
+            chosen = [i for _, c in kept[split] for i in c]
+            label = np.asarray([i.label for i in chosen], np.int64)
+            g.create_dataset("label", data=label)
+            g.create_dataset("name", data=np.asarray([i.name for i in chosen], dtype=object),
+                             dtype=h5py.string_dtype())
+            checksum.update(label.tobytes())
             views = g.create_dataset("views", (n, render.NUM_VIEWS, size, size), np.uint8,
                                      chunks=(1, 1, size, size) if n else None, compression="lzf" if n else None)
-            labels, names, row = [], [], 0
-            for _, path, (array, index, _) in (x for x in loaded if x[0] == split):
-                start = int(path.stem.split("-")[1])
-                chosen = [by_split[split][start + int(k)] for k in index]
-                views[row:row + len(array)] = array
-                row += len(array)
-                labels += [i.label for i in chosen]
-                names += [i.name for i in chosen]
-            label = np.asarray(labels, np.int64)
-            g.create_dataset("label", data=label)
-            g.create_dataset("name", data=np.asarray(names, dtype=object), dtype=h5py.string_dtype())
-            checksum.update(label.tobytes())
-            for _, _, (array, _, _) in (x for x in loaded if x[0] == split):
+            row = 0
+            for path, c in kept[split]:
+                part = _load_part(path, views=True)
+                if part is None:
+                    raise PrepError(f"{path}: damaged part; delete it and run the stage again")
+                array = part[0]
+                views[row:row + len(c)] = array
                 checksum.update(np.ascontiguousarray(array).tobytes())
+                row += len(c)
         f.attrs.update({
             "dataset": "modelnet40", "format_version": FORMAT_VERSION, "recipe": canonical_json(recipe),
             "recipe_hash": rhash, "source": recipe["source"], "classes": json.dumps(classes),
@@ -325,7 +331,7 @@ def prepare_modelnet40(
     renderer_name = "none (pre-rendered images)"
     if source == "meshes":
         renderer_name = _renderer_name()
-    counts, skipped = _assemble(out, parts, items, recipe, rhash, classes, renderer_name, log)
+    counts, skipped = _assemble(out, parts, items, recipe, rhash, classes, renderer_name)
     shutil.rmtree(parts_dir, ignore_errors=True)
     log(f"{out}: wrote train/test = {counts['train']}/{counts['test']} objects x 12 views from {source} "
         f"({len(skipped)} skipped, recipe_hash {rhash[:12]}) in {time.perf_counter() - t0:.1f} s")
