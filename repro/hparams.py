@@ -24,7 +24,7 @@ DATASET_DEFAULTS: dict[str, dict] = {
     "modelnet40": dict(
         modalities="front,rear",  # m0 = view 0, m1 = view 6 of MVCNN's 12 (§5.1; the reference code's choice)
         lr=0.1, momentum=0.0, batch_size=8, alpha=0.01, window=5,
-        # No shortcut by construction. Vanilla models have d_util ~ -0.1 (§5.3): u(m0|m1) > u(m1|m0), the rear
+        # No shortcut by construction. Vanilla models have d_util ~ -0.1 (§5.4): u(m0|m1) > u(m1|m0), the rear
         # branch leans on the front view, so the front view is the one relied on greedily; RUBi's bias reads it.
         rubi_bias_modality=0,
     ),
