@@ -195,6 +195,26 @@ def test_from_images_rebuilds_the_same_views(tmp_path, mini):
         assert np.array_equal(g["train"]["views"][:], f["train"]["views"][:][keep])
 
 
+def test_from_images_modelnet40v1_jpegs(tmp_path, mini):
+    """modelnet40v1 layout (``<name>_001.jpg`` ..., white background): detected, recorded, read in view order."""
+    from PIL import Image
+
+    _, out, _ = mini
+    images = tmp_path / "modelnet40v1"
+    with h5py.File(out, "r") as f:
+        names, labels, views = _names(f, "test"), f["test"]["label"][:], 255 - f["test"]["views"][:]
+    for name, label, object_views in zip(names, labels, views, strict=True):
+        folder = images / sorted(CLASSES)[label] / "test"
+        folder.mkdir(parents=True, exist_ok=True)
+        for k in range(12):
+            Image.fromarray(object_views[k]).convert("RGB").save(folder / f"{name}_{k + 1:03d}.jpg", quality=95)
+    prepare_modelnet40(tmp_path / "v1.h5", from_images=images, **QUIET)
+    with h5py.File(tmp_path / "v1.h5", "r") as g:
+        assert g.attrs["source"] == "modelnet40v1" and _names(g, "test") == names
+        assert len(g["train"]["label"]) == 0
+        assert np.abs(g["test"]["views"][:].astype(int) - views).mean() < 2  # JPEG is lossy
+
+
 def test_preview_and_inspect(tmp_path, mini):
     from PIL import Image
 
