@@ -81,6 +81,8 @@ def test_loader_views_validation_split_and_flips(mini_h5):
 
     same = load_dataset("modelnet40", str(mini_h5), ("front", "view0"), train_limit=2).splits["train"]
     assert len(same) == 2 and torch.equal(same.images[0], same.images[1])
+    moved = same.to(torch.device("meta"))  # identical views: one copy on the device
+    assert moved.images[0] is moved.images[1] and moved.flip
     with pytest.raises(ValueError, match="unknown ModelNet40 modality 'side'"):
         load_dataset("modelnet40", str(mini_h5), ("front", "side"))
 

@@ -27,7 +27,11 @@ class InMemorySplit:
         return self.labels.shape[0]
 
     def to(self, device: torch.device) -> InMemorySplit:
-        return InMemorySplit(tuple(x.to(device) for x in self.images), self.labels.to(device), self.flip)
+        moved: dict[int, Tensor] = {}  # identical modalities (e.g. front,front) share one copy on the device
+        for x in self.images:
+            if id(x) not in moved:
+                moved[id(x)] = x.to(device)
+        return InMemorySplit(tuple(moved[id(x)] for x in self.images), self.labels.to(device), self.flip)
 
     def batches(self, batch_size: int, *, generator: torch.Generator | None = None
                 ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
