@@ -24,7 +24,7 @@ import numpy as np
 from data_prep.common import PrepError
 
 #: Debian packages providing headless EGL + Mesa's software OpenGL (llvmpipe) that moderngl needs.
-SYSTEM_PACKAGES = ("libegl1", "libegl-mesa0", "libgl1-mesa-dri")
+SYSTEM_PACKAGES = ("libegl1", "libegl-mesa0", "libgl1", "libgl1-mesa-dri")
 
 NUM_VIEWS = 12
 AZIMUTHS = tuple(30.0 * k for k in range(NUM_VIEWS))

@@ -240,5 +240,5 @@ def test_missing_tree_and_missing_egl_errors(tmp_path, monkeypatch):
         raise Exception("libEGL.so: cannot open shared object file")
 
     monkeypatch.setattr(moderngl, "create_standalone_context", no_egl)
-    with pytest.raises(PrepError, match="apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri"):
+    with pytest.raises(PrepError, match="apt-get install libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri"):
         render.ViewRenderer()
