@@ -1,19 +1,32 @@
 # Reproduction of Wu et al. (ICML 2022). `make help` lists the targets.
-# Every target sets up .venv itself (pinned dependencies from pyproject.toml).
+# Every target sets up .venv itself (pinned dependencies from pyproject.toml). Targets are real files
+# (prepared data, each run's `done` marker), so `make table1` redoes only what is missing.
 
 PYTHON   ?= python3
-VENV     := .venv
+VENV     ?= .venv
 BIN      := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 REPRO    := $(BIN)/repro
 
+DATA       ?= data
+RESULTS    ?= results
+RUNS       := $(RESULTS)/table1/runs
+
+# Raw datasets (not downloadable by script): set these to include ModelNet40 / NVGesture.
+MODELNET40_RAW    ?=
+NVGESTURE_RAW     ?=
+NVGESTURE_WEIGHTS ?= weights/rgb_imagenet.pt
+
 SEEDS      ?= 0 1 2
 ALGORITHMS ?= vanilla rubi random guided
+ALGORITHM  ?= guided
+SEED       ?= 0
+SETTING    ?= scratch
 THREADS    ?= 0
 TRAIN_ARGS ?=
-RESULTS    ?= results
 
-.PHONY: help install test lint demo table1 clean
+.PHONY: help install test lint demo data train-cmnist train-modelnet40 train-nvgesture table1 table1-runs \
+	figures docker-build clean
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | sort
@@ -25,41 +38,74 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED)  ## create .venv with the pinned dependencies
 
-test: $(INSTALLED)  ## lint, then run the test suite (CPU, a few minutes)
-	$(BIN)/ruff check repro data_prep tests
+test: lint  ## lint (code, Dockerfile, compose file), then run the test suite (CPU, a few minutes)
 	$(BIN)/pytest -q
 
-lint: $(INSTALLED)  ## ruff over the code
+lint: $(INSTALLED)  ## ruff over the code, hadolint over the Dockerfile, the Compose schema over docker-compose.yml
 	$(BIN)/ruff check repro data_prep tests
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
 demo: $(INSTALLED)  ## the greedy effect on CMNIST in minutes on a CPU (results/demo/)
 	$(REPRO) demo
 
-data/cmnist.h5: | $(INSTALLED)
+# --- Prepared data ---
+DATA_FILES := $(DATA)/cmnist.h5 $(if $(MODELNET40_RAW),$(DATA)/modelnet40.h5) $(if $(NVGESTURE_RAW),$(DATA)/nvgesture.h5)
+
+data: $(DATA_FILES)  ## prepare CMNIST, and ModelNet40 / NVGesture when MODELNET40_RAW / NVGESTURE_RAW are set
+
+$(DATA)/cmnist.h5: | $(INSTALLED)
 	$(REPRO) prep cmnist --out $@
 
-# ModelNet40 needs the mesh tree, downloaded by hand: make data/modelnet40.h5 MODELNET40_RAW=/path/to/ModelNet40
-data/modelnet40.h5: | $(INSTALLED)
-	@test -n "$(MODELNET40_RAW)" || { echo "set MODELNET40_RAW=/path/to/ModelNet40 (the mesh tree)"; exit 1; }
-	$(REPRO) prep modelnet40 --raw $(MODELNET40_RAW) --out $@ --preview data/modelnet40-preview.png
+$(DATA)/modelnet40.h5: | $(INSTALLED)
+	$(if $(MODELNET40_RAW),,$(error $@ is missing: set MODELNET40_RAW=/path/to/ModelNet40 to prepare it))
+	$(REPRO) prep modelnet40 --raw $(MODELNET40_RAW) --out $@ --preview $(DATA)/modelnet40-preview.png
 
-# --- Table 1: 4 algorithms x 3 seeds with the paper's settings, per dataset whose prepared data is present ---
-TABLE1_DATASETS := cmnist $(if $(wildcard data/modelnet40.h5),modelnet40)
-TABLE1_RUNS := $(foreach d,$(TABLE1_DATASETS),$(foreach a,$(ALGORITHMS),$(foreach s,$(SEEDS),\
-	$(RESULTS)/table1/runs/$(d)/$(a)/seed$(s)/done)))
+$(DATA)/nvgesture.h5: | $(INSTALLED)
+	$(if $(NVGESTURE_RAW),,$(error $@ is missing: set NVGESTURE_RAW=/path/to/nvGesture to prepare it))
+	$(REPRO) prep nvgesture --raw $(NVGESTURE_RAW) --out $@
 
-$(RESULTS)/table1/runs/cmnist/%/done: data/cmnist.h5 | $(INSTALLED)
-	$(REPRO) train --dataset cmnist --algorithm $(word 1,$(subst /, ,$*)) \
-		--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$*))) --threads $(THREADS) --out $(dir $@) $(TRAIN_ARGS)
+# --- Training: one run per (setting, algorithm, seed) in $(RUNS)/<setting>/<algorithm>/seed<N>/ ---
+# $(call train,DATASET,SETTING,ALGORITHM/seedN): the run's command; resumes from its checkpoint if interrupted.
+train = $(REPRO) train --dataset $(1) --setting $(2) --algorithm $(word 1,$(subst /, ,$(3))) \
+	--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$(3)))) --threads $(THREADS) --out $(RUNS)/$(2)/$(3) $(TRAIN_ARGS)
 
-$(RESULTS)/table1/runs/modelnet40/%/done: data/modelnet40.h5 | $(INSTALLED)
-	$(REPRO) train --dataset modelnet40 --algorithm $(word 1,$(subst /, ,$*)) \
-		--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$*))) --threads $(THREADS) --out $(dir $@) $(TRAIN_ARGS)
+$(RUNS)/cmnist/%/done: $(DATA)/cmnist.h5 | $(INSTALLED)
+	$(call train,cmnist,cmnist,$*) --data $<
+
+$(RUNS)/modelnet40/%/done: $(DATA)/modelnet40.h5 | $(INSTALLED)
+	$(call train,modelnet40,modelnet40,$*) --data $<
+
+$(RUNS)/nvgesture-scratch/%/done: $(DATA)/nvgesture.h5 | $(INSTALLED)
+	$(call train,nvgesture,nvgesture-scratch,$*) --data $<
+
+$(RUNS)/nvgesture-pretrained/%/done: $(DATA)/nvgesture.h5 $(NVGESTURE_WEIGHTS) | $(INSTALLED)
+	$(call train,nvgesture,nvgesture-pretrained,$*) --data $< --pretrained $(NVGESTURE_WEIGHTS)
+
+train-cmnist: $(RUNS)/cmnist/$(ALGORITHM)/seed$(SEED)/done  ## one CMNIST run (ALGORITHM, SEED)
+train-modelnet40: $(RUNS)/modelnet40/$(ALGORITHM)/seed$(SEED)/done  ## one ModelNet40 run (ALGORITHM, SEED)
+train-nvgesture: $(RUNS)/nvgesture-$(SETTING)/$(ALGORITHM)/seed$(SEED)/done  ## one NVGesture run (ALGORITHM, SEED, SETTING=scratch|pretrained)
+
+# --- Table 1: 4 algorithms x 3 seeds for every setting whose data is present or configured ---
+has = $(or $(wildcard $(1)),$(2))
+TABLE1_SETTINGS := cmnist \
+	$(if $(call has,$(DATA)/modelnet40.h5,$(MODELNET40_RAW)),modelnet40) \
+	$(if $(call has,$(DATA)/nvgesture.h5,$(NVGESTURE_RAW)),nvgesture-scratch \
+		$(if $(wildcard $(NVGESTURE_WEIGHTS)),nvgesture-pretrained))
+TABLE1_RUNS := $(foreach t,$(TABLE1_SETTINGS),$(foreach a,$(ALGORITHMS),$(foreach s,$(SEEDS),$(RUNS)/$(t)/$(a)/seed$(s)/done)))
+
+table1-runs: $(TABLE1_RUNS)  ## train what is missing of Table 1 (every setting present, SEEDS x ALGORITHMS)
 
 $(RESULTS)/table1/table1.md: $(TABLE1_RUNS)
-	$(REPRO) table1 --results $(RESULTS)/table1/runs --out $(RESULTS)/table1
+	$(REPRO) table1 --results $(RUNS) --out $(RESULTS)/table1
 
 table1: $(RESULTS)/table1/table1.md  ## train what is missing of Table 1, then write results/table1/
+
+figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs (results/figures/table1/)
+	$(REPRO) figures --results $(RUNS) --out $(RESULTS)/figures/table1
+
+docker-build:  ## build the CUDA image (docker compose build)
+	docker compose build
 
 clean:  ## remove caches (keeps data/ and results/)
 	rm -rf .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,4 +1,4 @@
-"""The ``repro`` command line: prep, inspect, train, table1, bench, demo."""
+"""The ``repro`` command line: prep, inspect, train, table1, figures, bench, demo, doctor."""
 
 from __future__ import annotations
 
@@ -68,13 +68,16 @@ def _mount() -> None:
 
     from .bench import bench
     from .demo import demo
-    from .report.cli import table1_cmd
+    from .doctor_cli import doctor
+    from .report.cli import figures_cmd, table1_cmd
 
     main.add_command(prep, "prep")
     main.add_command(inspect_cmd, "inspect")
     main.add_command(table1_cmd, "table1")
+    main.add_command(figures_cmd, "figures")
     main.add_command(bench, "bench")
     main.add_command(demo, "demo")
+    main.add_command(doctor, "doctor")
 
 
 _mount()

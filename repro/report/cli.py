@@ -1,6 +1,7 @@
-"""``repro table1``: build Table 1 (Wu et al., ICML 2022, §5.4) from a results directory.
+"""``repro table1`` and ``repro figures``: Table 1 (Wu et al., ICML 2022, §5.4) and the diagnostics' histograms
+from a results directory.
 
-Exported as :data:`table1_cmd`, to be mounted on the top-level ``repro`` click group.
+Exported as :data:`table1_cmd` and :data:`figures_cmd`, mounted on the top-level ``repro`` click group.
 """
 
 from __future__ import annotations
@@ -33,4 +34,21 @@ def table1_cmd(results_dir: Path, out_dir: Path) -> None:
     click.echo(paths["md"].read_text(encoding="utf-8"), nl=False)
     click.echo("")
     for path in paths.values():
+        click.echo(f"wrote {path}")
+
+
+@click.command("figures")
+@click.option("--results", "results_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory searched recursively for run records (record.json).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory to write the figures (PNG and PDF) and figures.md into.")
+def figures_cmd(results_dir: Path, out_dir: Path) -> None:
+    """Histograms of d_util and d_speed per setting and algorithm (Figs. 2, 4 style) from RESULTS into OUT."""
+    from repro.report.figures import write_figures
+
+    try:
+        paths = write_figures(results_dir, out_dir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for path in paths:
         click.echo(f"wrote {path}")
