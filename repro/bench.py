@@ -23,7 +23,7 @@ from .algorithms import ALGORITHMS
 from .hparams import resolve
 from .models import build_model
 
-SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10)}
+SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10), "modelnet40": ((1, 224, 224), (1, 224, 224), 40)}
 
 
 def _sync(device: torch.device) -> None:

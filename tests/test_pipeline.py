@@ -57,7 +57,7 @@ def _layout(tmp_path: Path, *, data=("cmnist.h5",), done=(), weights=False) -> d
 
 
 def _plan(args: list[str], variables: dict[str, str]) -> list[str]:
-    # run as a top-level make: under `make test` it would be a sub-make and print "Entering directory ..."
+    # Under `make test` the inherited MAKELEVEL/MAKEFLAGS would make this a sub-make printing "Entering directory".
     env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     out = subprocess.run(args + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT, check=True,
                          capture_output=True, text=True, env=env).stdout

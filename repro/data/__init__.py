@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import cmnist, nvgesture
+from . import cmnist, modelnet40, nvgesture
 from .memory import InMemorySplit
 
 
@@ -29,4 +29,8 @@ def load_dataset(name: str, path: str, modalities: tuple[str, ...], train_limit:
         channels = tuple(nvgesture.MODALITIES[m] for m in modalities)
         return DatasetBundle(splits, channels, nvgesture.NUM_CLASSES, cmnist.provenance(path),
                              eval_batch_size=nvgesture.EVAL_BATCH_SIZE)
+    if name == "modelnet40":
+        splits = modelnet40.load_modelnet40(path, modalities, train_limit, eval_limit)
+        channels = tuple(modelnet40.MODALITIES[m] for m in modalities)
+        return DatasetBundle(splits, channels, modelnet40.num_classes(path), modelnet40.provenance(path))
     raise ValueError(f"unknown dataset {name!r}")

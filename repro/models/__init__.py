@@ -7,6 +7,7 @@ from torch import nn
 from .cnn import cmnist_net
 from .fusion import CUT, REBALANCE, REGULAR, Fusion
 from .i3d import nvgesture_net
+from .resnet import modelnet40_net
 from .twobranch import GROUP_NAMES, ModelOutput, TwoBranchNet, UniModalNet
 
 
@@ -18,6 +19,8 @@ def build_model(dataset: str, in_channels: tuple[int, ...], num_classes: int, pr
         return cmnist_net(in_channels, num_classes)
     if dataset == "nvgesture":
         return nvgesture_net(in_channels, num_classes, pretrained)
+    if dataset == "modelnet40":
+        return modelnet40_net(in_channels, num_classes)
     raise ValueError(f"no model for dataset {dataset!r}")
 
 
