@@ -125,3 +125,13 @@ def test_reproduce_rejects_an_unknown_stage():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown stage 'bogus'" in result.stderr
+
+
+def test_dockerfile_installs_the_renderers_system_packages():
+    from data_prep.render import SYSTEM_PACKAGES
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    apt = re.search(r"apt-get install[^\n]*((?:\n[^\n]*\\)*\n[^\n]*)", dockerfile)
+    assert apt, "the image installs its system packages with apt-get"
+    installed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", apt.group(0)))
+    assert set(SYSTEM_PACKAGES) <= installed, f"missing in the Dockerfile: {set(SYSTEM_PACKAGES) - installed}"
