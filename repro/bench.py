@@ -27,7 +27,7 @@ from .algorithms import ALGORITHMS
 from .hparams import resolve
 from .models import build_model
 
-SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10)}
+SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10), "modelnet40": ((1, 224, 224), (1, 224, 224), 40)}
 
 
 def _sync(device: torch.device) -> None:
@@ -231,7 +231,7 @@ def device_name(device: torch.device) -> str:
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--steps", type=int, default=10, show_default=True, help="training steps per timed round")
 @click.option("--rounds", type=int, default=15, show_default=True, help="alternating rounds (median reported)")
-@click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (0: skip)")
+@click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (CMNIST; 0: skip)")
 @click.option("--epoch-samples", type=int, default=60000, show_default=True,
               help="samples in the timed epoch (0: skip the epoch)")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for the timed epoch")
@@ -250,7 +250,7 @@ def bench(dataset: str, device: str, batch_size: int, steps: int, rounds: int, p
     result = {"dataset": dataset, "device": device_name(dev), "batch_size": batch_size, "torch": torch.__version__}
     result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
     result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20))
-    if pack > 0:
+    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
         result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size))
     if epoch_samples > 0:
         result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))

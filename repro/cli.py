@@ -45,6 +45,7 @@ def train(dataset: str, algorithm: str, out: Path | None, force: bool, as_json: 
     """Train one run with the paper's settings for DATASET (any field overridable); resumable."""
     from .engine import RunConflict
     from .engine import train as run_training
+    from .models.i3d import PretrainedWeightsError
 
     try:
         cfg = resolve(dataset, algorithm=algorithm, **overrides)
@@ -53,7 +54,7 @@ def train(dataset: str, algorithm: str, out: Path | None, force: bool, as_json: 
     out = out or Path("results/runs") / f"{cfg.dataset}-{cfg.algorithm}-s{cfg.seed}-{cfg.spec_hash()}"
     try:
         record = run_training(cfg, out, force=force)
-    except (RunConflict, FileNotFoundError) as exc:
+    except (RunConflict, FileNotFoundError, PretrainedWeightsError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(record, indent=2))

@@ -39,8 +39,6 @@ from .records import (
     write_json,
 )
 
-EVAL_BATCH_SIZE = 500
-
 
 class RunConflict(RuntimeError):
     """The output directory holds a run with another configuration."""
@@ -94,8 +92,9 @@ class Trainer:
         make_deterministic()
         self.device = pick_device(cfg.device)
         bundle: DatasetBundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit,
-                                             cfg.eval_limit)
+                                             cfg.eval_limit, workers=cfg.workers)
         self.splits = {k: v.to(self.device) for k, v in bundle.splits.items()}
+        self.eval_batch_size = bundle.eval_batch_size
         self.data_provenance = {k: str(v) for k, v in bundle.provenance.items()}
         self._build_model(bundle)
 
@@ -103,8 +102,9 @@ class Trainer:
         """Model, algorithm, optimizer and scheduler on ``self.device`` (also used by ``repro.packed``)."""
         cfg = self.cfg
         torch.manual_seed(seed_for(cfg.seed, "init"))
-        model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes)
-        model = model.to(self.device, memory_format=torch.channels_last)
+        model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes, pretrained=cfg.pretrained)
+        # channels_last suits the 2-D CNNs; a model with 5-D (video) weights names its own layout.
+        model = model.to(self.device, memory_format=getattr(model, "memory_format", torch.channels_last))
         if cfg.compile:
             model.compile()  # in place: parameter and state-dict names stay those of the eager model
         self.algorithm: Algorithm = ALGORITHMS[cfg.algorithm](model, cfg).to(self.device)
@@ -158,7 +158,7 @@ class Trainer:
         n = len(train)
         n_correct = int(correct)
         rebalance = kinds[1:].tolist()
-        val = branch_accuracies(self.model, self.splits["val"].batches(EVAL_BATCH_SIZE), unimodal=False)
+        val = branch_accuracies(self.model, self.splits["val"].batches(self.eval_batch_size), unimodal=False)
         return {
             "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": steps,
             "train_loss": float(loss_sum) / n, "train_acc": 100.0 * n_correct / n,
@@ -201,8 +201,8 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         two_branch = bool(self.model.mmtms())
         if two_branch:
-            compute_squeeze_means(self.model, self.splits["train"].batches(EVAL_BATCH_SIZE))
-        test = branch_accuracies(self.model, self.splits["test"].batches(EVAL_BATCH_SIZE), unimodal=two_branch)
+            compute_squeeze_means(self.model, self.splits["train"].batches(self.eval_batch_size))
+        test = branch_accuracies(self.model, self.splits["test"].batches(self.eval_batch_size), unimodal=two_branch)
         keys = ["acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal",
                 "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed"]
         result = dict.fromkeys(keys)

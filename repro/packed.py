@@ -30,7 +30,7 @@ from torch import Tensor
 from .algorithms import ALGORITHMS, seed_for
 from .algorithms.balanced import Guided, RandomBalance, alg1_transition
 from .data import load_dataset
-from .engine import EVAL_BATCH_SIZE, Trainer, make_deterministic, pick_device
+from .engine import Trainer, make_deterministic, pick_device
 from .hparams import RunConfig
 from .metrics.speed import speeds_from
 from .metrics.utilization import branch_accuracies
@@ -190,7 +190,7 @@ class _Pack:
         losses = (loss_sum / n).tolist()
         stats = []
         for j, t in enumerate(self.trainers):
-            val = branch_accuracies(t.model, t.splits["val"].batches(EVAL_BATCH_SIZE), unimodal=False)
+            val = branch_accuracies(t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False)
             stats.append({
                 "epoch": self.epochs[j], "lr": t.optimizer.param_groups[0]["lr"], "steps": steps,
                 "train_loss": losses[j], "train_acc": 100.0 * counts[j] / n, "train_all_correct": counts[j] == n,
@@ -238,12 +238,13 @@ def train_packed(cfgs: list[RunConfig], out_dirs: list[str | Path], force: bool 
         torch.set_num_threads(cfg.threads)
     make_deterministic()
     device = pick_device(cfg.device)
-    bundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit, cfg.eval_limit)
+    bundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit, cfg.eval_limit,
+                          workers=cfg.workers)
     splits = {k: v.to(device) for k, v in bundle.splits.items()}
     state: dict[int, list] = {}  # run -> [epoch, record, streak]
     for j in active:
         t = trainers[j]
-        t.device, t.splits = device, splits
+        t.device, t.splits, t.eval_batch_size = device, splits, bundle.eval_batch_size
         t.data_provenance = {k: str(v) for k, v in bundle.provenance.items()}
         t._build_model(bundle)
         if not isinstance(t.algorithm, ALGORITHMS[cfg.algorithm]):
