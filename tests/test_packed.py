@@ -138,3 +138,37 @@ def test_train_packed_command(tiny_cmnist, tmp_path):
         (0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02)]
     assert all(r["status"] == "done" for r in records)
     assert sorted(r["timing"]["pack_size"] for r in records) == [1, 3, 3, 3]  # packs of at most 3
+
+
+def test_an_interrupted_pack_resumes_packed_or_alone(tiny_cmnist, tmp_path, monkeypatch):
+    """Checkpoints after every epoch: a pack killed in its second epoch resumes to the uninterrupted records
+    (packed, bit for bit), and one of its runs may instead be finished by ordinary `repro train`."""
+    import repro.packed as packed_module
+
+    cfgs = [resolve("cmnist", algorithm="guided", seed=s, data=str(tiny_cmnist), max_epochs=3, batch_size=64,
+                    alpha=0.0, progress=False, threads=1) for s in (0, 1, 2)]
+    straight = train_packed(cfgs, [tmp_path / f"straight{j}" for j in range(3)])
+    outs = [tmp_path / f"resumed{j}" for j in range(3)]
+    original = packed_module._Pack.train_epoch
+    calls = []
+
+    def interrupted(self):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(packed_module._Pack, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_packed(cfgs, outs)
+    monkeypatch.setattr(packed_module._Pack, "train_epoch", original)
+    assert json.loads((outs[0] / "record.json").read_text())["status"] == "failed"
+    alone = train(cfgs[0], outs[0])  # run 0 finishes outside the pack, from the packed checkpoint
+    resumed = train_packed(cfgs[1:], outs[1:])
+
+    def strip(r):
+        return {k: v for k, v in r.items() if k != "timing"}
+
+    assert [strip(r) for r in resumed] == [strip(r) for r in straight[1:]]
+    assert alone["status"] == "done" and len(alone["epochs"]) == 3
+    assert alone["epochs"][0] == straight[0]["epochs"][0]  # the epoch trained packed, before the interruption
