@@ -108,3 +108,35 @@ def test_engine_records_are_those_of_the_host_decided_algorithm(tiny_cmnist, tmp
     host = engine.train(cfg, tmp_path / "host")
     assert sum(e["rebalance_steps"] for e in host["epochs"]) > 0
     assert {k: v for k, v in device.items() if k != "timing"} == {k: v for k, v in host.items() if k != "timing"}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_guided_step_replays_from_a_cuda_graph():
+    """Sync-free means capturable: one guided step captured once and replayed follows eager steps."""
+    (_, _), (graphed, opt_g) = _pair("cuda", alpha=0.0, window=3)
+    (_, _), (eager, opt_e) = _pair("cuda", alpha=0.0, window=3)
+    (x0, x1), y = _batches(1, size=32, device="cuda")[0]
+    for alg, opt in ((graphed, opt_g), (eager, opt_e)):
+        alg.begin_epoch(1)
+        alg.training_step((x0, x1), y, opt)
+        alg.begin_epoch(2)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as the CUDA-graph recipe asks
+        for _ in range(3):
+            graphed.training_step((x0, x1), y, opt_g)
+            eager.training_step((x0, x1), y, opt_e)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        graphed.training_step((x0, x1), y, opt_g)
+    kinds_graph, kinds_eager = [], []
+    for _ in range(8):
+        graph.replay()
+        kinds_graph.append(int(graphed.rebalancing) * (1 + int(graphed.accelerated)))
+        eager.training_step((x0, x1), y, opt_e)
+        kinds_eager.append(int(eager.rebalancing) * (1 + int(eager.accelerated)))
+    # (capturing records the step's kernels without running them)
+    assert kinds_graph == kinds_eager and len(set(kinds_graph)) >= 2  # the state machine moves between replays
+    for p, q in zip(graphed.parameters(), eager.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-3, atol=1e-4)
