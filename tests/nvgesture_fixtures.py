@@ -1,4 +1,4 @@
-"""An NVGesture folder in the real format, built from the committed fixture (``shared/fixtures/nvgesture``).
+"""An NVGesture folder in the real format, built from the committed fixture (``tests/fixtures/nvgesture``).
 
 The fixture holds the two real split lists and six real ``sk_depth.avi`` (H.264, 320x240). :func:`make_raw` copies
 them into a temporary folder and adds what the fixture lacks:
@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-#: The committed real samples: ``shared/fixtures/nvgesture`` beside the checkout, or $NVGESTURE_FIXTURE.
-FIXTURE = Path(os.environ.get("NVGESTURE_FIXTURE")
-               or Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "nvgesture")
+#: The real samples, committed in ``tests/fixtures/nvgesture`` (a copy of the project's
+#: ``shared/fixtures/nvgesture``, so a clean clone and the image test them too), or $NVGESTURE_FIXTURE.
+FIXTURE = Path(os.environ.get("NVGESTURE_FIXTURE") or Path(__file__).resolve().parent / "fixtures" / "nvgesture")
 TRAIN_LIST = "nvgesture_train_correct_cvpr2016_v2.lst"
 TEST_LIST = "nvgesture_test_correct_cvpr2016_v2.lst"
 REAL_DEPTH = (  # the six real depth videos of the fixture

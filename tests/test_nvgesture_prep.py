@@ -27,8 +27,8 @@ from repro.hparams import resolve
 from nvgesture_fixtures import FIXTURE, TEST_LIST, TRAIN_LIST, frame_index, make_raw
 
 QUIET = {"progress": False, "log": lambda m: None}
-pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"no NVGesture fixture at {FIXTURE}; put the "
-                                "project's shared/ beside the checkout or set NVGESTURE_FIXTURE")
+pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"no NVGesture fixture at {FIXTURE}; restore "
+                                "tests/fixtures/nvgesture from git or set NVGESTURE_FIXTURE")
 
 
 @pytest.fixture(scope="module")
