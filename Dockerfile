@@ -4,14 +4,13 @@
 # CI lints this file with hadolint (`make lint`); it does not build it (no Docker engine there).
 FROM nvidia/cuda:13.0.1-cudnn-runtime-ubuntu24.04
 
-# EGL for headless rendering (ModelNet40): the NVIDIA driver's through the "graphics" capability on a GPU,
-# Mesa's (libgl1-mesa-dri) on a CPU. PyAV's wheels bundle FFmpeg, so decoding needs nothing from apt.
+# EGL for headless rendering (ModelNet40, moderngl): the NVIDIA driver's through the "graphics" capability on a
+# GPU, Mesa's llvmpipe on a CPU (data_prep.render.SYSTEM_PACKAGES lists the same packages; libegl-mesa0 is only
+# a recommendation of libegl1, so it is named). PyAV's wheels bundle FFmpeg, so decoding needs nothing from apt.
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility,graphics \
-    EGL_PLATFORM=surfaceless \
-    PYOPENGL_PLATFORM=egl \
     XDG_CACHE_HOME=/tmp/.cache \
     MPLCONFIGDIR=/tmp/matplotlib \
     RUFF_NO_CACHE=true \
@@ -21,7 +20,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         python3 python3-venv make ca-certificates \
-        libegl1 libgl1 libgles2 libgl1-mesa-dri libglvnd0 \
+        libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri \
     && rm -rf /var/lib/apt/lists/*
 
 # A non-root user; `docker compose` runs as the invoking user (HOST_UID/HOST_GID) so results are theirs.

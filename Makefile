@@ -66,7 +66,7 @@ $(DATA)/cmnist.h5: | $(INSTALLED)
 
 $(DATA)/modelnet40.h5: | $(INSTALLED)
 	$(if $(MODELNET40_RAW),,$(error $@ is missing: set MODELNET40_RAW=/path/to/ModelNet40 to prepare it))
-	$(REPRO) prep modelnet40 --raw $(MODELNET40_RAW) --out $@
+	$(REPRO) prep modelnet40 --raw $(MODELNET40_RAW) --out $@ --preview $(DATA)/modelnet40-preview.png
 
 $(DATA)/nvgesture.h5: | $(INSTALLED)
 	$(if $(NVGESTURE_RAW),,$(error $@ is missing: set NVGESTURE_RAW=/path/to/nvGesture to prepare it))

@@ -17,6 +17,18 @@ from data_prep.common import PrepError
 
 # Conventional splits are listed first, any others after them, alphabetically.
 _SPLIT_ORDER = {"train": 0, "val": 1, "test": 2}
+# Root attributes stored as JSON strings, reported parsed.
+_JSON_ATTRS = ("recipe", "classes", "skipped")
+
+
+def _label_counts(group: h5py.Group, classes) -> dict | None:
+    """Samples per label of a 1-D integer ``label`` array, keyed by class name when the file lists them."""
+    label = group.get("label")
+    if not isinstance(label, h5py.Dataset) or label.ndim != 1 or label.dtype.kind not in "iu":
+        return None
+    counts = np.bincount(np.asarray(label[:]).astype(np.int64)) if len(label) else np.zeros(0, np.int64)
+    names = classes if isinstance(classes, list) and len(classes) >= len(counts) else None
+    return {(names[i] if names else str(i)): int(c) for i, c in enumerate(counts) if c or names}
 
 
 def _plain(value):
@@ -34,7 +46,7 @@ def _attrs(obj) -> dict:
     out = {}
     for key in sorted(obj.attrs):
         value = _plain(obj.attrs[key])
-        if key == "recipe" and isinstance(value, str):
+        if key in _JSON_ATTRS and isinstance(value, str):
             try:
                 value = json.loads(value)
             except json.JSONDecodeError:
@@ -90,6 +102,9 @@ def describe(path: str | Path) -> dict:
                     split["problem"] = "arrays disagree on the sample count: " + ", ".join(
                         f"{k}={a['shape'][0] if a['shape'] else 'scalar'}" for k, a in arrays.items()
                     )
+                labels = _label_counts(group, result["attrs"].get("classes"))
+                if labels is not None:
+                    split["labels"] = labels
                 group_attrs = _attrs(group)
                 if group_attrs:
                     split["attrs"] = group_attrs
@@ -112,6 +127,8 @@ def format_text(desc: dict) -> str:
         width = max((len(k) for k in split["arrays"]), default=0)
         for key, a in split["arrays"].items():
             lines.append(f"    {key:<{width}}  {tuple(a['shape'])!s:<20} {a['dtype']}")
+        if "labels" in split:
+            lines.append("    labels: " + ", ".join(f"{k} {v}" for k, v in split["labels"].items()))
         for key, value in split.get("attrs", {}).items():
             lines.append(f"    @{key} = {json.dumps(value)}")
     for key, a in desc.get("root_arrays", {}).items():

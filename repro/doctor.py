@@ -4,17 +4,14 @@ Each check returns a :class:`Check` (ok, a one-line detail, and the fix when it 
 a stage requires; the command exits non-zero when one of them fails, so the container's HEALTHCHECK and a Slurm
 prologue can ask "can I train NVGesture on a GPU here?" before spending hours.
 
-Checks: ``python``, ``torch``, ``gpu`` (CUDA and the device names), ``egl`` (a headless EGL display can be initialised,
-as the ModelNet40 renderer needs), ``av`` (PyAV can decode H.264 and MPEG-4, as the NVGesture stage needs), ``hdf5``
+Checks: ``python``, ``torch``, ``gpu`` (CUDA and the device names), ``egl`` (the ModelNet40 renderer draws a test mesh
+through headless EGL), ``av`` (PyAV can decode H.264 and MPEG-4, as the NVGesture stage needs), ``hdf5``
 (an HDF5 file can be written and read back), and one per dataset (``cmnist``, ``modelnet40``, ``nvgesture``: the
 prepared file is present and readable).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import platform
 import sys
 import tempfile
@@ -63,28 +60,26 @@ def check_gpu() -> Check:
 
 
 def check_egl() -> Check:
-    """Initialise an EGL display through libEGL, as a headless OpenGL renderer does first. Without a window system
-    the default display fails, so the surfaceless platform (Mesa and NVIDIA drivers both offer it) is the default."""
-    os.environ.setdefault("EGL_PLATFORM", "surfaceless")
-    fix = "install Mesa's EGL (Debian/Ubuntu: apt-get install libegl1 libgl1-mesa-dri) or the NVIDIA driver's"
-    name = ctypes.util.find_library("EGL")
-    if name is None:
-        return Check("egl", False, "libEGL not found", fix)
+    """Render a tetrahedron with the ModelNet40 stage's own renderer (moderngl, headless EGL) and check the views
+    are not blank: the proof that ``repro prep modelnet40`` can run here."""
+    import numpy as np
+
+    from data_prep.common import PrepError
+    from data_prep.render import SYSTEM_PACKAGES, ViewRenderer
+
+    fix = f"apt-get install {' '.join(SYSTEM_PACKAGES)} (CPU, Mesa) or the NVIDIA driver with the graphics capability"
+    vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=np.float64)
+    triangles = np.array([[0, 2, 1], [0, 1, 3], [0, 3, 2], [1, 2, 3]], dtype=np.int64)
     try:
-        egl = ctypes.CDLL(name)
-        egl.eglGetDisplay.restype = ctypes.c_void_p
-        egl.eglGetDisplay.argtypes = [ctypes.c_void_p]
-        egl.eglInitialize.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int)]
-        display = egl.eglGetDisplay(None)  # EGL_DEFAULT_DISPLAY
-        major, minor = ctypes.c_int(), ctypes.c_int()
-        if not display or not egl.eglInitialize(display, ctypes.byref(major), ctypes.byref(minor)):
-            platform_name = os.environ["EGL_PLATFORM"]
-            return Check("egl", False, f"{name}: eglInitialize failed (EGL_PLATFORM={platform_name})", fix)
-        egl.eglTerminate.argtypes = [ctypes.c_void_p]
-        egl.eglTerminate(display)
-    except (OSError, AttributeError) as exc:
-        return Check("egl", False, f"{name}: {exc}", fix)
-    return Check("egl", True, f"{name}: EGL {major.value}.{minor.value} (EGL_PLATFORM={os.environ['EGL_PLATFORM']})")
+        renderer = ViewRenderer(size=64)
+        views = renderer.render(vertices, triangles)
+        name = renderer.renderer_name
+        renderer.release()
+    except PrepError as exc:
+        return Check("egl", False, str(exc).split(";")[0], fix)
+    if not (views > 0).any(axis=(1, 2)).all():
+        return Check("egl", False, f"{name}: a test render came out blank", fix)
+    return Check("egl", True, f"moderngl through EGL: {name}, 12 views of a test mesh rendered")
 
 
 def check_av() -> Check:

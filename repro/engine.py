@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .algorithms import ALGORITHMS, Algorithm, seed_for
@@ -38,7 +39,6 @@ from .records import (
     write_json,
 )
 
-EVAL_BATCH_SIZE = 500
 SMALL_WEIGHT = 1e-7  # R(f) counts parameters below this magnitude (§5.3)
 
 
@@ -94,12 +94,21 @@ class Trainer:
         make_deterministic()
         self.device = pick_device(cfg.device)
         bundle: DatasetBundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit,
-                                             cfg.eval_limit)
+                                             cfg.eval_limit, workers=cfg.workers)
         self.splits = {k: v.to(self.device) for k, v in bundle.splits.items()}
+        self.eval_batch_size = bundle.eval_batch_size
         self.data_provenance = {k: str(v) for k, v in bundle.provenance.items()}
+        self._build_model(bundle)
+
+    def _build_model(self, bundle: DatasetBundle) -> None:
+        """Model, algorithm, optimizer and scheduler on ``self.device`` (also used by ``repro.packed``)."""
+        cfg = self.cfg
         torch.manual_seed(seed_for(cfg.seed, "init"))
-        model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes)
-        model = model.to(self.device, memory_format=torch.channels_last)
+        model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes, pretrained=cfg.pretrained)
+        # channels_last suits the 2-D CNNs; a model with 5-D (video) weights names its own layout.
+        model = model.to(self.device, memory_format=getattr(model, "memory_format", torch.channels_last))
+        if cfg.compile:
+            model.compile()  # in place: parameter and state-dict names stay those of the eager model
         self.algorithm: Algorithm = ALGORITHMS[cfg.algorithm](model, cfg).to(self.device)
         self.model = model
         self.optimizer = torch.optim.SGD(self.algorithm.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -131,7 +140,7 @@ class Trainer:
         train = self.splits["train"]
         loss_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        rebalance = [0, 0]
+        kinds = torch.zeros(3, dtype=torch.long, device=self.device)  # regular, re-balance m0, re-balance m1
         steps = 0
         batches = train.batches(cfg.batch_size, generator=order)
         total = -(-len(train) // cfg.batch_size)
@@ -142,12 +151,16 @@ class Trainer:
             result = alg.training_step(inputs, y, self.optimizer)
             loss_sum += result.loss.double() * y.shape[0]
             correct += (result.prediction.argmax(1) == y).sum()
-            if result.fusion.rebalance is not None:
-                rebalance[result.fusion.rebalance] += 1
+            code = result.fusion.code  # an int (host-decided step) or a device tensor (no sync either way)
+            if isinstance(code, int):
+                kinds[code + 1] += 1
+            else:
+                kinds += F.one_hot(code + 1, 3)
             steps += 1
         n = len(train)
         n_correct = int(correct)
-        val = branch_accuracies(self.model, self.splits["val"].batches(EVAL_BATCH_SIZE), unimodal=False)
+        rebalance = kinds[1:].tolist()
+        val = branch_accuracies(self.model, self.splits["val"].batches(self.eval_batch_size), unimodal=False)
         return {
             "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": steps,
             "train_loss": float(loss_sum) / n, "train_acc": 100.0 * n_correct / n,
@@ -190,8 +203,8 @@ class Trainer:
         self.model.load_state_dict(best["model"])
         two_branch = bool(self.model.mmtms())
         if two_branch:
-            compute_squeeze_means(self.model, self.splits["train"].batches(EVAL_BATCH_SIZE))
-        test = branch_accuracies(self.model, self.splits["test"].batches(EVAL_BATCH_SIZE), unimodal=two_branch)
+            compute_squeeze_means(self.model, self.splits["train"].batches(self.eval_batch_size))
+        test = branch_accuracies(self.model, self.splits["test"].batches(self.eval_batch_size), unimodal=two_branch)
         keys = ["acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal",
                 "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed"]
         result = dict.fromkeys(keys)
@@ -201,6 +214,28 @@ class Trainer:
             result.update(utilization_rates(test))
             result["d_speed"] = record["epochs"][best["epoch"] - 1]["d_speed"]  # d_speed(f; T), T = kept step
         return result
+
+    def _end_epoch(self, epoch: int, stats: dict, record: dict, streak: int, start: float) -> int:
+        """Stop-rule streak, LR schedule, best checkpoint, checkpoint and record after an epoch; the new streak."""
+        streak = streak + 1 if stats.pop("train_all_correct") else 0
+        if self.scheduler is not None:
+            self.scheduler.step(stats["train_loss"])
+        if record["best_val_acc"] is None or stats["val_acc"] > record["best_val_acc"]:
+            record.update(best_epoch=epoch, best_val_acc=stats["val_acc"])
+            save_torch(self.out / BEST_NAME, {"epoch": epoch, "model": self.model.state_dict()})
+        record["epochs"].append(stats)
+        record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
+        save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
+        write_json(self.record_path, record)
+        print(_epoch_line(stats), flush=True)
+        return streak
+
+    def _finish(self, record: dict, stop: str) -> None:
+        start = time.perf_counter()
+        record.update(stopped=stop, test=self._test(record), status="done")
+        record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)
+        write_json(self.record_path, record)
+        (self.out / DONE_NAME).touch()
 
     def run(self) -> dict:
         done = self._check_existing()
@@ -221,22 +256,8 @@ class Trainer:
                 epoch += 1
                 start = time.perf_counter()
                 stats = self._train_epoch(epoch)
-                streak = streak + 1 if stats.pop("train_all_correct") else 0
-                if self.scheduler is not None:
-                    self.scheduler.step(stats["train_loss"])
-                if record["best_val_acc"] is None or stats["val_acc"] > record["best_val_acc"]:
-                    record.update(best_epoch=epoch, best_val_acc=stats["val_acc"])
-                    save_torch(self.out / BEST_NAME, {"epoch": epoch, "model": self.model.state_dict()})
-                record["epochs"].append(stats)
-                record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
-                save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
-                write_json(self.record_path, record)
-                print(_epoch_line(stats), flush=True)
-            start = time.perf_counter()
-            record.update(stopped=stop, test=self._test(record), status="done")
-            record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)
-            write_json(self.record_path, record)
-            (self.out / DONE_NAME).touch()
+                streak = self._end_epoch(epoch, stats, record, streak, start)
+            self._finish(record, stop)
         except BaseException as exc:
             # An interruption (Ctrl-C, SystemExit) is not a failure of the run: a sweep resumes it, as after a kill.
             status = "failed" if isinstance(exc, Exception) else "interrupted"

@@ -21,25 +21,42 @@ DATASET_DEFAULTS: dict[str, dict] = {
         lr=0.01, momentum=0.9, batch_size=128, alpha=0.1, window=5,
         rubi_bias_modality=0,  # the colour is the shortcut by construction
     ),
+    "nvgesture": dict(
+        modalities="rgb,depth",  # m0 = RGB, m1 = depth (§5.1, A.4)
+        lr=0.01, momentum=0.9, batch_size=4, alpha=0.1, window=5,
+        # depth: the modality a vanilla model relies on (§1: u(RGB|depth) = 0.01, u(depth|RGB) = 0.63)
+        rubi_bias_modality=1,
+    ),
+    "modelnet40": dict(
+        modalities="front,rear",  # m0 = view 0, m1 = view 6 of MVCNN's 12 (§5.1; the reference code's choice)
+        lr=0.1, momentum=0.0, batch_size=8, alpha=0.01, window=5,
+        # No shortcut by construction. Vanilla models have d_util ~ -0.1 (§5.4): u(m0|m1) > u(m1|m0), the rear
+        # branch leans on the front view, so the front view is the one relied on greedily; RUBi's bias reads it.
+        rubi_bias_modality=0,
+    ),
 }
 
-# Fields that change how a run executes, not what it computes: excluded from the run's identity.
-RUNTIME_FIELDS = ("device", "threads", "progress")
+# Fields that change how a run executes, not what it computes: excluded from the run's identity. ``compile`` is
+# one: torch.compile runs the same operations (its fused kernels round differently, as another GPU would), so a
+# compiled run may resume an eager one's checkpoint. ``precision`` is not: bf16 autocast computes other numbers.
+RUNTIME_FIELDS = ("device", "threads", "progress", "workers", "compile")
+#: Fields added after runs were recorded: left out of a run's identity while at this default, so those runs keep
+#: their spec hash (and resume).
+LATER_FIELDS = {"pretrained": "", "precision": "fp32", "l1": 0.0}
 
-# Fields added after run records existed, with their neutral value: part of the identity only when set to another
-# value, so the runs recorded before a field existed keep their spec hash (and resume, and are found done).
-LATER_FIELDS = {"l1": 0.0}
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
 class RunConfig:
     """Every hyper-parameter of one training run. Field docs are the CLI's help texts."""
 
-    dataset: str = field(metadata={"help": "dataset name (cmnist)"})
+    dataset: str = field(metadata={"help": "dataset name (cmnist, modelnet40, nvgesture)"})
     algorithm: str = field(default="vanilla", metadata={"help": "vanilla | rubi | random | guided"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation, data order and random steps"})
     modalities: str = field(default="", metadata={"help": "comma-separated modality names m0,m1 (one for uni-modal)"})
-    setting: str = field(default="", metadata={"help": "Table-1 column this run belongs to (default: dataset)"})
+    setting: str = field(default="", metadata={
+        "help": "Table-1 column this run belongs to (default: dataset; nvgesture-scratch|pretrained by --pretrained)"})
     data: str = field(default="", metadata={"help": "prepared HDF5 file (default: data/<dataset>.h5)"})
     lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
     momentum: float = field(default=0.0, metadata={"help": "SGD momentum"})
@@ -60,9 +77,16 @@ class RunConfig:
     rubi_bias_modality: int = field(default=0, metadata={"help": "modality whose features feed RUBi's bias branch"})
     train_limit: int = field(default=0, metadata={"help": "use only the first N training samples (0: all)"})
     eval_limit: int = field(default=0, metadata={"help": "use only the first N val/test samples (0: all)"})
+    precision: str = field(default="fp32", metadata={
+        "help": "fp32 | bf16 (autocast for forward and loss; fp32, the default, for reproduction)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the model (runtime option)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal (epoch lines always)"})
+    pretrained: str = field(default="", metadata={
+        "help": "NVGesture: Kinetics-pretrained I3D weights (rgb_imagenet.pt of pytorch-i3d); empty: from scratch"})
+    workers: int = field(default=4, metadata={
+        "help": "data-loader processes for datasets read from disk during training (NVGesture); 0: none"})
 
     @property
     def modality_names(self) -> tuple[str, ...]:
@@ -73,13 +97,20 @@ class RunConfig:
         d = dataclasses.asdict(self)
         for k in RUNTIME_FIELDS:
             d.pop(k)
-        for k, neutral in LATER_FIELDS.items():
-            if d[k] == neutral:
+        for k, default in LATER_FIELDS.items():
+            if d[k] == default:
                 d.pop(k)
         return d
 
     def spec_hash(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def default_setting(cfg: RunConfig) -> str:
+    """The Table-1 setting of a run given no --setting: the dataset's name; NVGesture has two (§5.4)."""
+    if cfg.dataset == "nvgesture":
+        return "nvgesture-pretrained" if cfg.pretrained else "nvgesture-scratch"
+    return cfg.dataset
 
 
 def resolve(dataset: str, **overrides) -> RunConfig:
@@ -91,13 +122,18 @@ def resolve(dataset: str, **overrides) -> RunConfig:
     cfg = RunConfig(dataset=dataset, **values)
     if cfg.algorithm not in ALGORITHM_NAMES:
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose from {', '.join(ALGORITHM_NAMES)}")
-    cfg.setting = cfg.setting or dataset
+    cfg.setting = cfg.setting or default_setting(cfg)
+    if cfg.setting.startswith("nvgesture-") and cfg.setting != default_setting(cfg):
+        raise ValueError(f"--setting {cfg.setting} " + ("needs --pretrained" if not cfg.pretrained else
+                                                          "is from scratch: drop --pretrained"))
     cfg.data = cfg.data or f"data/{dataset}.h5"
     n = len(cfg.modality_names)
     if n not in (1, 2):
         raise ValueError(f"--modalities takes one or two names, got {cfg.modalities!r}")
     if n == 1 and cfg.algorithm != "vanilla":
         raise ValueError(f"algorithm {cfg.algorithm!r} needs two modalities; uni-modal runs use vanilla")
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
     if cfg.rubi_bias_modality not in (0, 1):
         raise ValueError("rubi_bias_modality must be 0 or 1")
     return cfg

@@ -1,9 +1,11 @@
 """The algorithms: every parameter learns, RUBi's loss, the guided state machine (Alg. 1), random steps (A.3)."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from repro.algorithms import ALGORITHMS
+from repro.algorithms.balanced import Guided, GuidedReference
 from repro.hparams import resolve
 from repro.models import REBALANCE, REGULAR, build_model
 
@@ -48,17 +50,20 @@ def test_rubi_masks_logits_with_the_bias_branch_and_trains_it_alone():
 
 
 class ScriptedSpeed:
-    """Stands in for d_speed with a scripted sequence of values."""
+    """Stands in for d_speed with a scripted sequence of values (the last one repeats)."""
 
     def __init__(self, values):
         self.values = list(values)
 
     def __call__(self):
-        return torch.tensor(self.values.pop(0))
+        return torch.tensor(self.values.pop(0) if len(self.values) > 1 else self.values[0], dtype=torch.float64)
 
 
-def test_guided_state_machine_follows_algorithm_1():
-    alg, _, cfg = _setup("guided", alpha=0.1, window=3)
+@pytest.mark.parametrize("cls", [Guided, GuidedReference])
+def test_guided_state_machine_follows_algorithm_1(cls):
+    torch.manual_seed(0)
+    cfg = resolve("cmnist", algorithm="guided", alpha=0.1, window=3)
+    alg = cls(build_model("cmnist", (3, 1), 10), cfg)
     kinds = []
 
     def step(d=None):

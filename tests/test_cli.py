@@ -51,9 +51,11 @@ def test_train_without_data_names_the_file_and_the_fix(tmp_path):
 
 def test_bench_reports_the_ratios():
     result = CliRunner().invoke(main, ["bench", "--json", "--device", "cpu", "--rounds", "1", "--steps", "2",
-                                       "--batch-size", "8"])
+                                       "--batch-size", "8", "--pack", "2", "--epoch-samples", "24", "--threads", "1"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    for key in ("guided_over_vanilla_step", "speed_stats_fused_over_per_parameter", "train_samples_per_s", "device"):
+    for key in ("guided_over_vanilla_step", "speed_stats_fused_over_per_parameter", "train_samples_per_s", "device",
+                "packed_speedup", "epoch_s", "epoch_s_per_60k"):
         assert key in report
     assert report["guided_over_vanilla_step"] > 0 and report["speed_stats_fused_over_per_parameter"] > 0
+    assert report["packed_speedup"] > 0 and report["pack"] == 2 and report["epoch_samples"] == 24

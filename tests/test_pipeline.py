@@ -57,7 +57,7 @@ def _layout(tmp_path: Path, *, data=("cmnist.h5",), done=(), weights=False) -> d
 
 
 def _plan(args: list[str], variables: dict[str, str]) -> list[str]:
-    # Without the variables of a calling make (`make test`): a sub-make prints "Entering directory" lines.
+    # Under `make test` the inherited MAKELEVEL/MAKEFLAGS would make this a sub-make printing "Entering directory".
     env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     out = subprocess.run(args + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT, check=True,
                          capture_output=True, text=True, env=env).stdout
@@ -125,3 +125,13 @@ def test_reproduce_rejects_an_unknown_stage():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "unknown stage 'bogus'" in result.stderr
+
+
+def test_dockerfile_installs_the_renderers_system_packages():
+    from data_prep.render import SYSTEM_PACKAGES
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    apt = re.search(r"apt-get install[^\n]*((?:\n[^\n]*\\)*\n[^\n]*)", dockerfile)
+    assert apt, "the image installs its system packages with apt-get"
+    installed = set(re.findall(r"[a-z0-9][a-z0-9.+-]+", apt.group(0)))
+    assert set(SYSTEM_PACKAGES) <= installed, f"missing in the Dockerfile: {set(SYSTEM_PACKAGES) - installed}"

@@ -77,10 +77,18 @@ def test_datasets_without_prepared_data_are_skipped(tmp_path):
         expand("no-such-study")
 
 
-def test_every_study_expands(data_dir):
+def test_every_study_expands_on_every_dataset(data_dir):
+    for dataset in LR_RANGES:
+        (data_dir / f"{dataset}.h5").touch()
     for name in STUDIES:
         for budget in ("full", "small"):
-            assert expand(name, budget, data_dir).specs, (name, budget)
+            plan = expand(name, budget, data_dir)
+            assert {s.cfg.dataset for s in plan.specs} == set(LR_RANGES) and not plan.skipped, (name, budget)
+    greedy = expand("lr-greedy", "full", data_dir).specs
+    modelnet = [s for s in greedy if s.cfg.dataset == "modelnet40"]  # §5.2: 9 lrs x 3, front+rear and front+front
+    assert len(modelnet) == 54 and {s.cfg.modalities for s in modelnet} == {"front,rear", "front,front"}
+    nvgesture = [s for s in greedy if s.cfg.dataset == "nvgesture"]  # 20 lrs x 3, rgb+depth, rgb+rgb, depth+depth
+    assert len(nvgesture) == 180 and max(s.cfg.lr for s in nvgesture) <= 10 ** -1.5
 
 
 def test_spec_hash_ignores_runtime_fields_and_keeps_older_hashes():

@@ -8,17 +8,34 @@ far (see ``repro.models.mmtm``), so branch k fits the target from m_k alone duri
 from __future__ import annotations
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..hparams import RunConfig
-from ..models.fusion import REBALANCE, REGULAR, Fusion
+from ..models.fusion import REBALANCE, REGULAR, DeviceFusion, Fusion
 from .base import Algorithm, seed_for
+
+
+def alg1_transition(rebalancing: Tensor, steps_in_window: Tensor, accelerated: Tensor, regular: Tensor, d: Tensor,
+                    alpha: float | Tensor, window: int | Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Alg. 1's state after a step, as tensor operations (elementwise, so also for K packed models at once):
+    after a regular step with |d_speed| > alpha, re-balance for ``window`` steps the branch whose modality
+    learns slowly (m0 if d_speed > 0, else m1); after a re-balancing step, count it and end the window."""
+    trigger = regular & (d.abs() > alpha)  # NaN never triggers, as on the host
+    steps = torch.where(trigger, 0, torch.where(regular, steps_in_window, steps_in_window + 1))
+    rebalancing = trigger | (~regular & rebalancing & (steps != window))
+    accelerated = torch.where(trigger, (~(d > 0)).long(), accelerated)
+    return rebalancing, steps, accelerated
 
 
 class Guided(Algorithm):
     """Alg. 1. In regular mode, after each regular step: if |d_speed| > alpha, switch to re-balancing for Q
     steps, accelerating m0 if d_speed > 0 (theta'_0 learns fast relative to theta_0: branch 0 leans on m1),
-    else m1; then return to regular mode. M keeps accumulating over regular steps only."""
+    else m1; then return to regular mode. M keeps accumulating over regular steps only.
+
+    The state machine runs on the device: after the warm-up each step's kind is a tensor (``DeviceFusion``), and
+    the d_speed test, the window counter and the choice of branch are tensor operations, so a training step never
+    waits for the device. :class:`GuidedReference` is the same algorithm decided on the host, step by step; the
+    tests hold the two equal (same kinds of step, same d_speed, same parameters)."""
 
     def __init__(self, model: nn.Module, cfg: RunConfig):
         super().__init__(model, cfg)
@@ -29,6 +46,26 @@ class Guided(Algorithm):
         self.register_buffer("rebalancing", torch.zeros((), dtype=torch.bool))
         self.register_buffer("steps_in_window", torch.zeros((), dtype=torch.long))
         self.register_buffer("accelerated", torch.zeros((), dtype=torch.long))
+
+    def next_fusion(self) -> Fusion | DeviceFusion:
+        if self.warming_up:
+            return REGULAR
+        return DeviceFusion(torch.where(self.rebalancing, self.accelerated, -1))
+
+    @torch.no_grad()
+    def after_step(self, fusion: Fusion | DeviceFusion) -> None:
+        if self.warming_up:
+            return
+        regular = torch.as_tensor(fusion.code, device=self.rebalancing.device) < 0
+        state = alg1_transition(self.rebalancing, self.steps_in_window, self.accelerated, regular,
+                                self.speed.d_speed(), self.alpha, self.window)
+        for buffer, value in zip((self.rebalancing, self.steps_in_window, self.accelerated), state, strict=True):
+            buffer.copy_(value)
+
+
+class GuidedReference(Guided):
+    """Alg. 1 decided on the host (synchronising on d_speed every step): the executable specification that
+    :class:`Guided` is tested against. Not in the registry."""
 
     def next_fusion(self) -> Fusion:
         if self.warming_up or not bool(self.rebalancing):

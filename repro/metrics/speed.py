@@ -57,17 +57,26 @@ class ConditionalSpeed(nn.Module):
         return _squared_norms(grads)
 
     @torch.no_grad()
-    def update(self, gradient_sq: Tensor) -> None:
-        """Add mu(theta; i) of each group, with ||theta_(i)||^2 read now (after the optimizer step)."""
+    def update(self, gradient_sq: Tensor, where: Tensor | None = None) -> None:
+        """Add mu(theta; i) of each group, with ||theta_(i)||^2 read now (after the optimizer step).
+        ``where``: a bool tensor; when given, add only if it holds (a device-decided regular step, no host sync)."""
         weight_sq = _squared_norms([p.detach() for p in self.params])
-        mu = (self.membership @ gradient_sq) / (self.membership @ weight_sq)
-        self.accumulated += mu.double()
+        mu = ((self.membership @ gradient_sq) / (self.membership @ weight_sq)).double()
+        if where is not None:
+            mu = torch.where(where, mu, 0.0)
+        self.accumulated += mu
 
     def speeds(self) -> Tensor:
         """(s(m1|m0), s(m0|m1)) as a device tensor (no host synchronisation)."""
-        m = self.accumulated
-        return torch.stack([torch.log(m[1] / m[0]), torch.log(m[3] / m[2])]) / math.log(self.log_base)
+        return speeds_from(self.accumulated, self.log_base)
 
     def d_speed(self) -> Tensor:
         s = self.speeds()
         return s[0] - s[1]
+
+
+def speeds_from(m: Tensor, log_base: float) -> Tensor:
+    """(s(m1|m0), s(m0|m1)) from M in GROUP_NAMES order along the last dimension of ``m`` (first dimension of
+    the result), so that K packed models' (K, 4) accumulators give (2, K) with the same arithmetic as one."""
+    m = m.movedim(-1, 0)
+    return torch.stack([torch.log(m[1] / m[0]), torch.log(m[3] / m[2])]) / math.log(log_base)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from torch import Tensor
+
 
 @dataclass(frozen=True)
 class Fusion:
@@ -33,6 +35,35 @@ class Fusion:
     def is_regular(self) -> bool:
         """A regular step (Alg. 1): both branches use their own gates; running gate means are updated."""
         return self.rebalance is None and not self.cut
+
+    @property
+    def code(self) -> int:
+        """-1 for a regular step (or a cut pass), k for a re-balancing step on m_k (as :class:`DeviceFusion`)."""
+        return -1 if self.rebalance is None else self.rebalance
+
+
+@dataclass(frozen=True)
+class DeviceFusion:
+    """A training step's fusion decided on the device (Alg. 1 without host synchronisation).
+
+    code: integer tensor, -1 for a regular step, k for a re-balancing step on m_k. One forward graph serves all
+        three kinds: each MMTM selects gate or running mean with ``torch.where`` and masks its running-mean update,
+        so the host never needs the value (the step can be captured in a CUDA graph). Under ``torch.func.vmap``
+        ``code`` may hold one value per packed model. Reading ``rebalance`` or ``is_regular`` synchronises: they
+        are for tests and inspection, not for the training step.
+    """
+
+    code: Tensor
+    cut = False
+
+    @property
+    def rebalance(self) -> int | None:
+        k = int(self.code)
+        return None if k < 0 else k
+
+    @property
+    def is_regular(self) -> bool:
+        return int(self.code) < 0
 
 
 REGULAR = Fusion()

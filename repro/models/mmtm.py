@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .fusion import REGULAR, Fusion
+from .fusion import REGULAR, DeviceFusion, Fusion
 
 
 def squeeze(x: Tensor) -> Tensor:
@@ -68,11 +68,23 @@ class MMTM(nn.Module):
         """Cumulative mean over all samples seen in regular training steps (A.2's D_passed)."""
         n = gate_a.shape[0]
         self.gate_count += n
-        weight = n / self.gate_count.to(gate_a.dtype)
+        weight = n / self.gate_count.float()  # float32 even under bf16 autocast (a bf16 count would drift)
         self.gate_mean_a += (gate_a.float().mean(0) - self.gate_mean_a) * weight
         self.gate_mean_b += (gate_b.float().mean(0) - self.gate_mean_b) * weight
 
-    def forward(self, a: Tensor, b: Tensor, fusion: Fusion = REGULAR) -> tuple[Tensor, Tensor]:
+    @torch.no_grad()
+    def _track_gates_where(self, gate_a: Tensor, gate_b: Tensor, regular: Tensor) -> None:
+        """:meth:`_track_gates` when ``regular`` (a bool tensor) holds, a no-op otherwise; no host sync. The
+        added terms are exactly zero when not regular, so the means equal the host-decided path bit for bit."""
+        n = gate_a.shape[0]
+        self.gate_count += regular.long() * n
+        weight = torch.where(regular, n / self.gate_count.clamp(min=1).float(), 0.0)
+        self.gate_mean_a += (gate_a.float().mean(0) - self.gate_mean_a) * weight
+        self.gate_mean_b += (gate_b.float().mean(0) - self.gate_mean_b) * weight
+
+    def forward(self, a: Tensor, b: Tensor, fusion: Fusion | DeviceFusion = REGULAR) -> tuple[Tensor, Tensor]:
+        if isinstance(fusion, DeviceFusion):
+            return self._forward_device(a, b, fusion.code)
         gate_a, gate_b = self.gates(squeeze(a), squeeze(b), cut=fusion.cut)
         if self.training and fusion.is_regular:
             self._track_gates(gate_a.detach(), gate_b.detach())
@@ -80,4 +92,13 @@ class MMTM(nn.Module):
             gate_a = self.gate_mean_a.to(gate_a.dtype).expand_as(gate_a)
         elif fusion.rebalance == 1:
             gate_b = self.gate_mean_b.to(gate_b.dtype).expand_as(gate_b)
+        return a * _broadcast_gate(gate_a, a), b * _broadcast_gate(gate_b, b)
+
+    def _forward_device(self, a: Tensor, b: Tensor, code: Tensor) -> tuple[Tensor, Tensor]:
+        """Regular or re-balancing (A.2) as selected by the device tensor ``code`` (see ``DeviceFusion``)."""
+        gate_a, gate_b = self.gates(squeeze(a), squeeze(b))
+        if self.training:
+            self._track_gates_where(gate_a.detach(), gate_b.detach(), code < 0)
+        gate_a = torch.where(code == 0, self.gate_mean_a.to(gate_a.dtype), gate_a)
+        gate_b = torch.where(code == 1, self.gate_mean_b.to(gate_b.dtype), gate_b)
         return a * _broadcast_gate(gate_a, a), b * _broadcast_gate(gate_b, b)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .fusion import REGULAR, Fusion
+from .fusion import REGULAR, DeviceFusion, Fusion
 from .mmtm import MMTM
 
 GROUP_NAMES = ("theta0", "theta0_fusion", "theta1", "theta1_fusion")
@@ -70,7 +70,7 @@ class TwoBranchNet(nn.Module):
     def mmtms(self) -> list[MMTM]:
         return list(self.fusion.values())
 
-    def forward(self, x0: Tensor, x1: Tensor, fusion: Fusion = REGULAR) -> ModelOutput:
+    def forward(self, x0: Tensor, x1: Tensor, fusion: Fusion | DeviceFusion = REGULAR) -> ModelOutput:
         h0, h1 = x0, x1
         for i, (stage0, stage1) in enumerate(zip(self.branch0.stages, self.branch1.stages, strict=True)):
             h0, h1 = stage0(h0), stage1(h1)
