@@ -43,6 +43,7 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the final record as JSON")
 def train(dataset: str, algorithm: str, out: Path | None, force: bool, as_json: bool, **overrides) -> None:
     """Train one run with the paper's settings for DATASET (any field overridable); resumable."""
+    from .data.request import DataRequestError
     from .engine import RunConflict
     from .engine import train as run_training
     from .models.i3d import PretrainedWeightsError
@@ -54,7 +55,7 @@ def train(dataset: str, algorithm: str, out: Path | None, force: bool, as_json: 
     out = out or Path("results/runs") / f"{cfg.dataset}-{cfg.algorithm}-s{cfg.seed}-{cfg.spec_hash()}"
     try:
         record = run_training(cfg, out, force=force)
-    except (RunConflict, FileNotFoundError, PretrainedWeightsError) as exc:
+    except (RunConflict, FileNotFoundError, PretrainedWeightsError, DataRequestError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(record, indent=2))

@@ -49,6 +49,19 @@ def test_train_without_data_names_the_file_and_the_fix(tmp_path):
     assert result.exit_code == 1 and "nope.h5" in result.output and "repro prep cmnist" in result.output
 
 
+@pytest.mark.parametrize("dataset, names, message", [
+    ("cmnist", "mono,colour", "unknown Colored-and-gray MNIST modality 'colour'; choose from mono, gray"),
+    ("modelnet40", "front,back", "unknown ModelNet40 modality 'back'; choose from front, rear, view0 ... view11"),
+    ("nvgesture", "ir,depth", "unknown NVGesture modality 'ir'; choose from rgb, depth"),
+])
+def test_train_with_an_unknown_modality_says_so_in_one_line(tmp_path, dataset, names, message):
+    (tmp_path / "x.h5").touch()
+    result = CliRunner().invoke(main, ["train", "--dataset", dataset, "--modalities", names, "--algorithm", "vanilla",
+                                       "--data", str(tmp_path / "x.h5"), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip() == f"Error: {message}"
+
+
 def test_bench_reports_the_ratios():
     result = CliRunner().invoke(main, ["bench", "--json", "--device", "cpu", "--rounds", "1", "--steps", "2",
                                        "--batch-size", "8", "--pack", "2", "--epoch-samples", "24", "--threads", "1"])

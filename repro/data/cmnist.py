@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .memory import InMemorySplit
+from .request import check_request
 
 MODALITIES = {"mono": 3, "gray": 1}
 NUM_CLASSES = 10
@@ -31,12 +32,7 @@ def _read(path: Path, split: str, modalities: tuple[str, ...], limit: int) -> In
 
 def load_cmnist(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
                 ) -> dict[str, InMemorySplit]:
-    path = Path(path)
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise ValueError(f"unknown CMNIST modality {unknown[0]!r}; choose from {', '.join(MODALITIES)}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no prepared Colored-and-gray MNIST; run `repro prep cmnist --out {path}`")
+    path = check_request(path, modalities, MODALITIES, "Colored-and-gray MNIST", "repro prep cmnist --out {path}")
     return {
         "train": _read(path, "train", modalities, train_limit),
         "val": _read(path, "val", modalities, eval_limit),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from .memory import InMemorySplit
+from .request import check_request
 
 NUM_VIEWS = 12
 VIEWS = {"front": 0, "rear": 6, **{f"view{k}": k for k in range(NUM_VIEWS)}}
@@ -51,12 +52,7 @@ def _read_views(group: h5py.Group, views: list[int], rows: np.ndarray) -> dict[i
 
 def load_modelnet40(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
                     ) -> dict[str, InMemorySplit]:
-    path = Path(path)
-    unknown = [m for m in modalities if m not in VIEWS]
-    if unknown:
-        raise ValueError(f"unknown ModelNet40 modality {unknown[0]!r}; choose from front, rear, view0 ... view11")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no prepared ModelNet40; run `repro prep modelnet40 --raw DIR --out {path}`")
+    path = check_request(path, modalities, VIEWS, "ModelNet40", "repro prep modelnet40 --raw DIR --out {path}")
     views = [VIEWS[m] for m in modalities]
     with h5py.File(path, "r") as f:
         n_train = f["train"]["label"].shape[0]

@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
+from .request import check_request
+
 MODALITIES = {"rgb": 3, "depth": 1}
 NUM_CLASSES = 25
 CLIP_FRAMES = 64  # A.4
@@ -127,11 +129,6 @@ def _to_input(clip: Tensor, device: torch.device) -> Tensor:
 
 def load_nvgesture(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0,
                    workers: int = 0) -> dict[str, StreamedClipSplit]:
-    path = Path(path)
-    unknown = [m for m in modalities if m not in MODALITIES]
-    if unknown:
-        raise ValueError(f"unknown NVGesture modality {unknown[0]!r}; choose from {', '.join(MODALITIES)}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no prepared NVGesture; run `repro prep nvgesture --raw DIR --out {path}`")
+    path = check_request(path, modalities, MODALITIES, "NVGesture", "repro prep nvgesture --raw DIR --out {path}")
     limits = {"train": train_limit, "val": eval_limit, "test": eval_limit}
     return {s: StreamedClipSplit(path, s, modalities, limits[s], workers) for s in ("train", "val", "test")}
