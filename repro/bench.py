@@ -168,7 +168,6 @@ def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps:
     rounds; the speedup is the median of the per-round ratios sequential / packed."""
     from .data import DatasetBundle
     from .engine import Trainer
-    from .models.packed import pack_inputs
     from .packed import _Pack
 
     shape0, shape1, classes = SHAPES[dataset]
@@ -191,7 +190,7 @@ def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps:
         x0 = torch.stack([b[0][0] for b in per_run])
         x1 = torch.stack([b[0][1] for b in per_run])
         y = torch.stack([b[1] for b in per_run]).T
-        batches.append((per_run, (pack_inputs(x0), pack_inputs(x1), y)))
+        batches.append((per_run, (x0, x1, y)))
 
     def run_separate(n: int) -> float:
         _sync(device)
@@ -215,7 +214,8 @@ def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps:
     for _ in range(rounds):
         t_sep.append(run_separate(steps))
         t_packed.append(run_packed(steps))
-    return {"pack": k, "packed_step_s": statistics.median(t_packed) / steps,
+    return {"pack": k, "packed_convolutions": "grouped" if pack.net.grouped(device) else "loop",
+            "packed_step_s": statistics.median(t_packed) / steps,
             "separate_steps_s": statistics.median(t_sep) / steps,
             "packed_speedup": statistics.median(s / p for s, p in zip(t_sep, t_packed, strict=True))}
 

@@ -34,7 +34,7 @@ from .engine import Trainer, make_deterministic, pick_device
 from .hparams import RunConfig
 from .metrics.speed import speeds_from
 from .metrics.utilization import branch_accuracies
-from .models.packed import PackedCMNISTNet, pack_inputs, stack_states
+from .models.packed import PackedCMNISTNet, stack_states
 from .records import write_json
 
 PACK_VARYING = ("seed", "lr", "alpha", "window")
@@ -61,13 +61,13 @@ def check_packable(cfgs: list[RunConfig]) -> None:
 class _Pack:
     """One epoch of K shadows trained together; the stacked state exists only during the epoch."""
 
-    def __init__(self, trainers: list[Trainer], epochs: list[int]):
+    def __init__(self, trainers: list[Trainer], epochs: list[int], convolutions: str = "auto"):
         self.trainers, self.epochs = trainers, epochs
         self.cfg = trainers[0].cfg
         self.device = trainers[0].device
         self.k = len(trainers)
         models = [t.model for t in trainers]
-        self.net = PackedCMNISTNet(models[0])
+        self.net = PackedCMNISTNet(models[0], convolutions)
         self.names = [n for n, _ in models[0].named_parameters()]
         self.params, self.buffers = stack_states(models)
         shadow = [dict(zip(self.names, self._shadow_params(j), strict=True)) for j in range(self.k)]
@@ -138,7 +138,8 @@ class _Pack:
             buf.copy_(new_buf)
 
     def step(self, x0: Tensor, x1: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One training step of every model; (loss (K,), prediction (B, K, classes), code (K,))."""
+        """One training step of every model on its own batch, x0 (K, B, C0, H, W), x1 (K, B, C1, H, W), y (B, K);
+        returns (loss (K,), prediction (B, K, classes), code (K,))."""
         code = self._code()
         autocast = self.cfg.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -179,8 +180,7 @@ class _Pack:
         for idx in orders.split(cfg.batch_size, dim=1):
             b = idx.shape[1]
             flat = idx.reshape(-1)
-            x0, x1 = (pack_inputs(x.index_select(0, flat).view(k, b, *x.shape[1:])).float() / 255.0
-                      for x in train.images)
+            x0, x1 = (x.index_select(0, flat).view(k, b, *x.shape[1:]).float() / 255.0 for x in train.images)
             y = train.labels.index_select(0, flat).view(k, b).T  # (B, K)
             losses, prediction, code = self.step(x0, x1, y)
             loss_sum += losses.double() * b

@@ -9,7 +9,6 @@ import torch
 from repro.data import DatasetBundle
 from repro.engine import Trainer, train
 from repro.hparams import resolve
-from repro.models.packed import pack_inputs
 from repro.packed import _Pack, check_packable, train_packed
 
 from engine_fixtures import write_tiny_cmnist
@@ -34,8 +33,9 @@ def _batch(k, b, seed, dtype=torch.float64):
     return x0, x1, torch.randint(10, (k, b), generator=g)
 
 
+@pytest.mark.parametrize("convolutions", ["grouped", "loop"])
 @pytest.mark.parametrize("algorithm", ["guided", "random"])
-def test_a_packed_step_is_k_separate_steps(algorithm):
+def test_a_packed_step_is_k_separate_steps(algorithm, convolutions):
     """Same arithmetic: in float64 the packed parameters and momentum follow the separate ones to 1e-9, M (whose
     norms are float32 by design, as in ConditionalSpeed) to 1e-6, and every model takes the same kind of step."""
     torch.set_num_threads(1)
@@ -45,7 +45,7 @@ def test_a_packed_step_is_k_separate_steps(algorithm):
     for epoch, n_steps in ((1, 2), (2, 6)):
         for t in separate:
             t.algorithm.begin_epoch(epoch)
-        pack = _Pack(packed, [epoch] * len(runs))
+        pack = _Pack(packed, [epoch] * len(runs), convolutions)
         for i in range(n_steps):
             x0, x1, y = _batch(len(runs), 8, 10 * epoch + i)
             sep_codes = []
@@ -54,7 +54,7 @@ def test_a_packed_step_is_k_separate_steps(algorithm):
                           x1[j].contiguous(memory_format=torch.channels_last))
                 result = t.algorithm.training_step(inputs, y[j], t.optimizer)
                 sep_codes.append(int(torch.as_tensor(result.fusion.code)))
-            _, _, code = pack.step(pack_inputs(x0), pack_inputs(x1), y.T)
+            _, _, code = pack.step(x0, x1, y.T)
             assert code.tolist() == sep_codes
             codes += sep_codes
         pack._write_back()

@@ -1,14 +1,14 @@
 """K Colored-and-gray MNIST networks evaluated as one (issue 7: many small models per process).
 
 Each parameter and buffer of the K models is stacked along a new leading dimension (K, ...) under the name it has in
-one :func:`repro.models.cnn.cmnist_net`, so packing and unpacking are ``torch.stack`` and indexing. The forward pass
-runs the K networks as one network of K groups: the convolutions are grouped convolutions over K x C channels
-(group k = model k), batch norm over K x C channels is exactly K independent batch norms, and the linear layers
-(MMTM squeeze/excitation, heads) are batched matrix products. Every model reads its own batch: sample b of model k
-sits in row b, channel group k. Activations stay channels-last.
+one :func:`repro.models.cnn.cmnist_net`, so packing and unpacking are ``torch.stack`` and indexing. The linear layers
+(MMTM squeeze/excitation, heads) run as batched matrix products over the K models; the convolution stages run either
+as one network of K groups (grouped convolutions over K x C channels, group k = model k, and batch norm over K x C
+channels, which is exactly K independent batch norms) or model by model, whichever is faster on the device (see
+:class:`PackedCMNISTNet`). Every model reads its own batch. Activations stay channels-last.
 
 Why not ``torch.func.vmap`` over ``functional_call``: it computes the same thing, but on CPU its batching rules
-shuffle memory layouts (3x slower than K separate models here); the grouped form is faster than K separate models.
+shuffle memory layouts (3x slower than K separate models here).
 
 Fusion per model: ``code`` (K,) long, -1 regular, k re-balance m_k (A.2), as :class:`repro.models.DeviceFusion`:
 gates are replaced by their running means with ``torch.where`` and the running means are updated only for the
@@ -26,6 +26,7 @@ from .twobranch import TwoBranchNet
 
 FUSE_AFTER = (1, 2, 3)  # as cmnist_net
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5
+CONVOLUTION_MODES = ("auto", "grouped", "loop")
 
 
 def stack_states(models: list[nn.Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -55,15 +56,31 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
 
 
 class PackedCMNISTNet:
-    """Functional forward of K stacked CMNIST two-branch networks (no state of its own)."""
+    """Functional forward of K stacked CMNIST two-branch networks (no state of its own).
 
-    def __init__(self, template: TwoBranchNet):
+    ``convolutions``: how the K models' convolution stages run (the MMTMs, heads, loss and update are batched either
+    way). ``"grouped"``: one grouped convolution, batch norm, ReLU and pooling over K x C channels per stage: few
+    kernels, for a GPU, where launches dominate. ``"loop"``: each model's stage on its own (B, C, H, W) tensor, one
+    kernel per model: on a CPU, grouped oneDNN convolutions and K-times-wider activations are slower than K plain
+    stages (measured 0.67-0.97x per stage on a 2-core x86_64 at batch 128). ``"auto"``: grouped on CUDA, loop
+    elsewhere.
+    """
+
+    def __init__(self, template: TwoBranchNet, convolutions: str = "auto"):
         if not isinstance(template, TwoBranchNet) or sorted(map(int, template.fusion)) != list(FUSE_AFTER):
             raise ValueError("packing supports the two-branch CMNIST network (repro.models.cnn.cmnist_net)")
+        if convolutions not in CONVOLUTION_MODES:
+            raise ValueError(f"convolutions must be one of {', '.join(CONVOLUTION_MODES)}, not {convolutions!r}")
+        self.convolutions = convolutions
         self.n_stages = len(WIDTHS)
         self.pooled = [len(s) == 4 for s in template.branch0.stages]
 
-    def _stage(self, p: dict, b: dict, name: str, x: Tensor, k: int, training: bool, pool: bool) -> Tensor:
+    def grouped(self, device: torch.device) -> bool:
+        return self.convolutions == "grouped" or (self.convolutions == "auto" and device.type == "cuda")
+
+    # --- the convolution stages, two ways (the same arithmetic) ------------------------------------------------
+    def _stage_grouped(self, p: dict, b: dict, name: str, x: Tensor, k: int, training: bool, pool: bool) -> Tensor:
+        """x: (B, K*C, H, W) channels-last, model k in channel group k."""
         w = p[f"{name}.0.weight"]
         # One input channel per group (the gray branch's first convolution) comes back channels-first: undo that.
         x = F.conv2d(x, w.flatten(0, 1), padding=1, groups=k).contiguous(memory_format=torch.channels_last)
@@ -72,13 +89,28 @@ class PackedCMNISTNet:
                          p[f"{bn}.weight"].reshape(-1), p[f"{bn}.bias"].reshape(-1), training, BN_MOMENTUM, BN_EPS)
         if training:
             b[f"{bn}.num_batches_tracked"].add_(1)
-        x = F.relu(x, inplace=True)  # as the model's ReLU(inplace=True)
-        return F.max_pool2d(x, 2) if pool else x
+        return _relu_pool(x, pool)
 
-    def _mmtm(self, p: dict, b: dict, name: str, h0: Tensor, h1: Tensor, code: Tensor, training: bool
-              ) -> tuple[Tensor, Tensor]:
-        batch, k = h0.shape[0], code.shape[0]
-        s0, s1 = h0.mean((2, 3)).view(batch, k, -1), h1.mean((2, 3)).view(batch, k, -1)
+    def _stage_loop(self, p: dict, b: dict, name: str, xs: list[Tensor], training: bool, pool: bool) -> list[Tensor]:
+        """xs: K tensors (B, C, H, W); model k's parameters are views of the stacks (one unbind each, so autograd
+        stacks their gradients in one node), its running statistics are updated in place through views."""
+        bn = f"{name}.1"
+        weights, gammas, betas = (p[n].unbind(0) for n in (f"{name}.0.weight", f"{bn}.weight", f"{bn}.bias"))
+        means, variances = b[f"{bn}.running_mean"], b[f"{bn}.running_var"]
+        out = []
+        for j, x in enumerate(xs):
+            x = F.conv2d(x, weights[j], padding=1)
+            x = F.batch_norm(x, means[j], variances[j], gammas[j], betas[j], training, BN_MOMENTUM, BN_EPS)
+            out.append(_relu_pool(x, pool))
+        if training:
+            b[f"{bn}.num_batches_tracked"].add_(1)
+        return out
+
+    # --- fusion and heads, batched over the K models -------------------------------------------------------------
+    def _gates(self, p: dict, b: dict, name: str, s0: Tensor, s1: Tensor, code: Tensor, training: bool
+               ) -> tuple[Tensor, Tensor]:
+        """MMTM's gates (B, K, C) from the squeezed features s0, s1 (B, K, C), as MMTM and DeviceFusion."""
+        batch = s0.shape[0]
         z = F.relu(_linear(torch.cat([s0, s1], 2), p[f"{name}.squeeze.weight"], p[f"{name}.squeeze.bias"]))
         gate0 = torch.sigmoid(_linear(z, p[f"{name}.excite_a.weight"], p[f"{name}.excite_a.bias"]))
         gate1 = torch.sigmoid(_linear(z, p[f"{name}.excite_b.weight"], p[f"{name}.excite_b.bias"]))
@@ -92,23 +124,49 @@ class PackedCMNISTNet:
                 mean1 += (gate1.detach().float().mean(0) - mean1) * weight
         gate0 = torch.where((code == 0).unsqueeze(1), mean0.to(gate0.dtype), gate0)
         gate1 = torch.where((code == 1).unsqueeze(1), mean1.to(gate1.dtype), gate1)
-        return h0 * gate0.reshape(batch, -1, 1, 1), h1 * gate1.reshape(batch, -1, 1, 1)
+        return gate0, gate1
 
     def __call__(self, p: dict[str, Tensor], b: dict[str, Tensor], x0: Tensor, x1: Tensor, code: Tensor,
                  training: bool) -> tuple[Tensor, Tensor]:
-        """x0, x1: (B, K*C0, H, W), (B, K*C1, H, W) channels-last; returns the logits of both branches,
+        """x0, x1: each model's batch, (K, B, C0, H, W) and (K, B, C1, H, W); returns the logits of both branches,
         (B, K, classes) each."""
-        k = code.shape[0]
-        h0, h1 = x0, x1
+        if self.grouped(x0.device):
+            return self._forward_grouped(p, b, pack_inputs(x0), pack_inputs(x1), code, training)
+        return self._forward_loop(p, b, x0, x1, code, training)
+
+    def _forward_grouped(self, p, b, h0: Tensor, h1: Tensor, code: Tensor, training: bool):
+        k, batch = code.shape[0], h0.shape[0]
+        squeeze = (lambda h: h.mean((2, 3)).view(batch, k, -1))  # noqa: E731
         for i in range(self.n_stages):
-            h0 = self._stage(p, b, f"branch0.stages.{i}", h0, k, training, self.pooled[i])
-            h1 = self._stage(p, b, f"branch1.stages.{i}", h1, k, training, self.pooled[i])
+            h0 = self._stage_grouped(p, b, f"branch0.stages.{i}", h0, k, training, self.pooled[i])
+            h1 = self._stage_grouped(p, b, f"branch1.stages.{i}", h1, k, training, self.pooled[i])
             if i in FUSE_AFTER:
-                h0, h1 = self._mmtm(p, b, f"fusion.{i}", h0, h1, code, training)
-        batch = h0.shape[0]
-        f0, f1 = h0.mean((2, 3)).view(batch, k, -1), h1.mean((2, 3)).view(batch, k, -1)
+                gate0, gate1 = self._gates(p, b, f"fusion.{i}", squeeze(h0), squeeze(h1), code, training)
+                h0, h1 = h0 * gate0.reshape(batch, -1, 1, 1), h1 * gate1.reshape(batch, -1, 1, 1)
+        return self._heads(p, squeeze(h0), squeeze(h1))
+
+    def _forward_loop(self, p, b, x0: Tensor, x1: Tensor, code: Tensor, training: bool):
+        as_list = (lambda x: [xk.contiguous(memory_format=torch.channels_last) for xk in x.unbind(0)])  # noqa: E731
+        squeeze = (lambda hs: torch.stack([h.mean((2, 3)) for h in hs], 1))  # noqa: E731
+        h0, h1 = as_list(x0), as_list(x1)
+        for i in range(self.n_stages):
+            h0 = self._stage_loop(p, b, f"branch0.stages.{i}", h0, training, self.pooled[i])
+            h1 = self._stage_loop(p, b, f"branch1.stages.{i}", h1, training, self.pooled[i])
+            if i in FUSE_AFTER:
+                gate0, gate1 = self._gates(p, b, f"fusion.{i}", squeeze(h0), squeeze(h1), code, training)
+                h0 = [h * g[:, :, None, None] for h, g in zip(h0, gate0.unbind(1), strict=True)]
+                h1 = [h * g[:, :, None, None] for h, g in zip(h1, gate1.unbind(1), strict=True)]
+        return self._heads(p, squeeze(h0), squeeze(h1))
+
+    @staticmethod
+    def _heads(p: dict, f0: Tensor, f1: Tensor) -> tuple[Tensor, Tensor]:
         return (_linear(f0, p["branch0.head.weight"], p["branch0.head.bias"]),
                 _linear(f1, p["branch1.head.weight"], p["branch1.head.bias"]))
+
+
+def _relu_pool(x: Tensor, pool: bool) -> Tensor:
+    x = F.relu(x, inplace=True)  # as the model's ReLU(inplace=True)
+    return F.max_pool2d(x, 2) if pool else x
 
 
 def pack_inputs(x: Tensor) -> Tensor:
