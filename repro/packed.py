@@ -1,9 +1,10 @@
 """K CMNIST runs in one process and one set of kernels (issue 7): ``train_packed(cfgs, out_dirs)``.
 
-The runs may differ in ``PACK_VARYING`` (seed, lr, alpha, window); everything else must be equal. Each run keeps its
-own data order, initialisation, optimizer state (SGD momentum, learning rate and its plateau schedule), balancing
-state (M of Def. 4.1, Alg. 1's window, A.3's draws), stop rule, best checkpoint and record: the same record, written
-to the same files (checkpoint included, so a packed run resumes packed or alone), as ``repro train`` would write.
+The runs may differ in seed, lr, alpha and window; everything else must be equal (:mod:`repro.packing`). Each run
+keeps its own data order, initialisation, optimizer state (SGD momentum, learning rate and its plateau schedule),
+balancing state (M of Def. 4.1, Alg. 1's window, A.3's draws), stop rule, best checkpoint and record: the same
+record, written to the same files (checkpoint included, so a packed run resumes packed or alone), as ``repro train``
+would write.
 
 How: between epochs every run lives in an ordinary :class:`repro.engine.Trainer` (model, algorithm, optimizer,
 scheduler: the *shadow*). An epoch stacks the shadows' parameters, buffers and momentum buffers along a leading
@@ -19,8 +20,8 @@ tolerance. RUBi and uni-modal runs are not packable (their own modules and losse
 
 from __future__ import annotations
 
-import dataclasses
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -35,27 +36,8 @@ from .hparams import RunConfig
 from .metrics.speed import speeds_from
 from .metrics.utilization import branch_accuracies
 from .models.packed import PackedCMNISTNet, stack_states
+from .packing import check_packable
 from .records import write_json
-
-PACK_VARYING = ("seed", "lr", "alpha", "window")
-PACKABLE_ALGORITHMS = ("vanilla", "random", "guided")
-
-
-def check_packable(cfgs: list[RunConfig]) -> None:
-    """Raise ValueError unless the runs may share one pack."""
-    if not cfgs:
-        raise ValueError("nothing to pack")
-    fixed = [{k: v for k, v in dataclasses.asdict(c).items() if k not in PACK_VARYING} for c in cfgs]
-    for c, f in zip(cfgs[1:], fixed[1:], strict=True):
-        diff = sorted(k for k in f if f[k] != fixed[0][k])
-        if diff:
-            raise ValueError(f"runs in one pack may differ only in {', '.join(PACK_VARYING)}; "
-                             f"seed {c.seed} differs in {', '.join(diff)}")
-    c = cfgs[0]
-    if c.dataset != "cmnist" or len(c.modality_names) != 2 or c.algorithm not in PACKABLE_ALGORITHMS:
-        raise ValueError(f"packing supports two-modality CMNIST runs of {', '.join(PACKABLE_ALGORITHMS)}")
-    if c.l1 > 0:
-        raise ValueError("packing does not apply the L1 penalty of §5.3; train runs with --l1 alone")
 
 
 class _Pack:
@@ -274,8 +256,10 @@ def train_packed(cfgs: list[RunConfig], out_dirs: list[str | Path], force: bool 
                 print(f"[{trainers[j].out.name}] ", end="")
                 state[j][2] = trainers[j]._end_epoch(state[j][0], stats, state[j][1], state[j][2], start)
     except BaseException as exc:
+        # As repro.engine: an interruption (Ctrl-C, SystemExit) is not a failure, a sweep resumes the runs.
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
         for j in active:
-            record = state[j][1]
-            record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            write_json(trainers[j].record_path, record)
+            state[j][1].update(status=status, error=error)
+            write_json(trainers[j].record_path, state[j][1])
         raise

@@ -26,6 +26,9 @@ from .sweeps import BUDGETS, STUDIES, expand
               help="local: parallel worker processes (one per GPU, or per share of the CPU cores)")
 @click.option("--threads", type=click.IntRange(min=0), default=0, show_default=True,
               help="local: torch threads per worker (0: the CPU cores divided by --workers)")
+@click.option("--pack", type=click.IntRange(min=1), default=1, show_default=True,
+              help="train up to K runs that may share a network (CMNIST vanilla/random/guided runs differing only in "
+                   "seed, lr, alpha, window) packed in one process (repro train-packed); others train alone")
 @click.option("--device", default="auto", show_default=True, help="local: auto (worker i on GPU i mod #GPUs) | cpu")
 @click.option("--partition", default=None, help="slurm: partition")
 @click.option("--timeout-min", type=int, default=24 * 60, show_default=True, help="slurm: time limit per array task")
@@ -33,12 +36,12 @@ from .sweeps import BUDGETS, STUDIES, expand
 @click.option("--cpus-per-task", type=int, default=8, show_default=True, help="slurm: CPU cores (= torch threads)")
 @click.option("--mem-gb", type=int, default=32, show_default=True, help="slurm: memory per array task")
 @click.option("--runs-per-task", type=click.IntRange(min=1), default=4, show_default=True,
-              help="slurm: runs trained one after the other by each array task")
+              help="slurm: runs (or packs, with --pack) trained one after the other by each array task")
 @click.option("--array-parallelism", type=int, default=64, show_default=True,
               help="slurm: array tasks running at once")
 @click.option("--wait", is_flag=True, help="slurm: wait for the array to finish and print each outcome")
 def sweep_cmd(name: str, launcher: str, budget: str, results: Path, data_dir: Path, datasets: str | None,
-              retry_failed: bool, workers: int, threads: int, device: str, partition: str | None,
+              retry_failed: bool, workers: int, threads: int, pack: int, device: str, partition: str | None,
               timeout_min: int, gpus_per_task: int, cpus_per_task: int, mem_gb: int, runs_per_task: int,
               array_parallelism: int, wait: bool) -> None:
     """Run study NAME (lr-greedy: Fig. 2/A.2, lr-vs-dutil: A.3, guided-vs-vanilla: Fig. 4, random-vs-vanilla: A.7,
@@ -56,9 +59,9 @@ def sweep_cmd(name: str, launcher: str, budget: str, results: Path, data_dir: Pa
         reasons = "; ".join(f"{d}: {r}" for d, r in plan.skipped.items())
         raise click.ClickException(f"study {name} has no run on this machine ({reasons})")
     if launcher == "dry":
-        launch_dry(plan, results, retry_failed)
+        launch_dry(plan, results, retry_failed, pack)
     elif launcher == "local":
-        outcomes = launch_local(plan, results, workers, threads, device, retry_failed)
+        outcomes = launch_local(plan, results, workers, threads, device, retry_failed, pack)
         failed = [o for o in outcomes if o.state == "failed"]
         click.echo(f"figures: repro figures --results {results} --out {results}/figures")
         if failed:
@@ -70,4 +73,4 @@ def sweep_cmd(name: str, launcher: str, budget: str, results: Path, data_dir: Pa
                                        "(use --launcher local, or --launcher dry to see the plan)")
         options = SlurmOptions(partition, timeout_min, gpus_per_task, cpus_per_task, mem_gb, runs_per_task,
                                array_parallelism)
-        launch_slurm(plan, results, options, retry_failed, wait)
+        launch_slurm(plan, results, options, retry_failed, wait, pack)

@@ -20,7 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ..atomic import atomic_write_text
-from .runner import Outcome, execute, record_failure, run_state
+from ..hparams import from_dict
+from ..packing import group_into_packs, pack_key
+from .runner import Outcome, execute_pack, record_failure, run_state
 from .sweeps import Plan, RunSpec
 
 MANIFEST_DIR = "studies"
@@ -37,6 +39,9 @@ class Task:
     config: dict
     run_dir: str
     label: str  # the swept values, for progress lines
+
+
+Unit = list[Task]  # what one worker trains at once: one run, or a pack of runs (``--pack K``, repro.packed)
 
 
 def manifest_path(results: Path, plan: Plan) -> Path:
@@ -80,30 +85,48 @@ def todo(results: Path, plan: Plan, retry_failed: bool, threads: int = 0, device
     return tasks
 
 
+def into_units(tasks: list[Task], pack: int, log=_print) -> list[Unit]:
+    """The tasks as units: packs of up to ``pack`` runs that may train together (:mod:`repro.packing`), the
+    others alone; ``pack`` 1: every run alone."""
+    units = group_into_packs(tasks, lambda t: pack_key(from_dict(t.config)), pack)
+    if pack > 1 and tasks:
+        packed = sum(len(u) for u in units if len(u) > 1)
+        log(f"--pack {pack}: {packed} of {len(tasks)} runs in {sum(len(u) > 1 for u in units)} pack(s), "
+            f"{len(tasks) - packed} alone")
+    return units
+
+
+def run_unit(unit: Unit, retry_failed: bool) -> list[Outcome]:
+    """Train one unit: its runs packed together, or the one run alone (repro.experiments.runner.execute_pack)."""
+    return execute_pack([t.config for t in unit], [t.run_dir for t in unit], retry_failed)
+
+
 # --- dry --------------------------------------------------------------------------------------------------------
-def launch_dry(plan: Plan, results: Path, retry_failed: bool = False, log=_print) -> list[Task]:
+def launch_dry(plan: Plan, results: Path, retry_failed: bool = False, pack: int = 1, log=_print) -> list[Task]:
     """Print the plan — every run, its state and its directory — and run nothing (nothing is written either)."""
     found = states(results, plan)
     log(f"{plan.study.name} [{plan.budget}] — {plan.study.figure}: {plan.study.title}")
     for spec, state in zip(plan.specs, found, strict=True):
         log(f"  {state:8s} {RUNS_DIR}/{spec.name}  {_label(spec)}")
-    return todo(results, plan, retry_failed, log=log)
+    tasks = todo(results, plan, retry_failed, log=log)
+    into_units(tasks, pack, log=log)
+    return tasks
 
 
 # --- local ------------------------------------------------------------------------------------------------------
-def _worker(slot: int, tasks, events, retry_failed: bool, threads: int, device: str) -> None:
-    """One worker process: its own thread count or GPU, then runs until it draws the end marker (None)."""
+def _worker(slot: int, units, events, retry_failed: bool, threads: int, device: str) -> None:
+    """One worker process: its own thread count or GPU, then trains units until it draws the end marker (None)."""
     import torch
 
     if device == "auto" and torch.cuda.is_available():
         device = f"cuda:{slot % torch.cuda.device_count()}"
     if threads > 0:
         torch.set_num_threads(threads)
-    while (task := tasks.get()) is not None:
-        events.put(("start", slot, task.index))
-        task.config.update(device=device, threads=threads)
-        outcome = execute(task.config, task.run_dir, retry_failed)
-        events.put(("end", slot, task.index, outcome))
+    while (unit := units.get()) is not None:
+        events.put(("start", slot, [t.index for t in unit]))
+        for task in unit:
+            task.config.update(device=device, threads=threads)
+        events.put(("end", slot, [t.index for t in unit], run_unit(unit, retry_failed)))
 
 
 def _line(done: int, total: int, outcome: Outcome, task: Task) -> str:
@@ -114,16 +137,18 @@ def _line(done: int, total: int, outcome: Outcome, task: Task) -> str:
 
 
 def launch_local(plan: Plan, results: Path, workers: int = 1, threads: int = 0, device: str = "auto",
-                 retry_failed: bool = False, log=_print) -> list[Outcome]:
-    """Run the sweep's remaining runs on ``workers`` processes. ``threads`` 0: the CPU cores shared evenly.
-    A worker that dies (out of memory, a signal) has its run recorded as failed and is replaced."""
+                 retry_failed: bool = False, pack: int = 1, log=_print) -> list[Outcome]:
+    """Run the sweep's remaining runs on ``workers`` processes, ``pack`` runs at a time where they may train
+    packed. ``threads`` 0: the CPU cores shared evenly. A worker that dies (out of memory, a signal) has its runs
+    recorded as failed and is replaced."""
     write_manifest(results, plan)
     if threads <= 0:
         threads = max(1, (os.cpu_count() or 1) // workers)
     tasks = todo(results, plan, retry_failed, threads, device, log=log)
     if not tasks:
         return []
-    workers = max(1, min(workers, len(tasks)))
+    units = into_units(tasks, pack, log=log)
+    workers = max(1, min(workers, len(units)))
     log(f"{len(tasks)} runs on {workers} worker(s) × {threads} thread(s); each run logs to <run dir>/train.log")
     begun = time.perf_counter()
 
@@ -133,42 +158,43 @@ def launch_local(plan: Plan, results: Path, workers: int = 1, threads: int = 0, 
         log(f"{line}  [{elapsed / 60:.1f} min, ~{elapsed / done * (len(tasks) - done) / 60:.0f} min left]")
 
     if workers == 1:  # in this process: no start-up cost, and a debugger works
-        outcomes = _run_here(tasks, retry_failed, progress)
+        outcomes = _run_here(units, len(tasks), retry_failed, progress)
     else:
-        outcomes = _run_workers(tasks, workers, retry_failed, threads, device, progress)
+        outcomes = _run_workers(units, len(tasks), workers, retry_failed, threads, device, progress)
     counts = Counter(o.state for o in outcomes)
     log(f"finished in {time.perf_counter() - begun:.0f} s: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     return outcomes
 
 
-def _run_here(tasks: list[Task], retry_failed: bool, log) -> list[Outcome]:
+def _run_here(units: list[Unit], total: int, retry_failed: bool, log) -> list[Outcome]:
     outcomes = []
-    for task in tasks:
-        outcomes.append(execute(task.config, task.run_dir, retry_failed))
-        log(_line(len(outcomes), len(tasks), outcomes[-1], task))
+    for unit in units:
+        for task, outcome in zip(unit, run_unit(unit, retry_failed), strict=True):
+            outcomes.append(outcome)
+            log(_line(len(outcomes), total, outcome, task))
     return outcomes
 
 
-def _run_workers(tasks: list[Task], workers: int, retry_failed: bool, threads: int, device: str,
+def _run_workers(units: list[Unit], total: int, workers: int, retry_failed: bool, threads: int, device: str,
                  log) -> list[Outcome]:
     ctx = mp.get_context("spawn")  # no fork of a process that may hold torch threads
-    task_q, events = ctx.Queue(), ctx.Queue()
-    for t in tasks:
-        task_q.put(t)
-    by_index = {t.index: t for t in tasks}
+    unit_q, events = ctx.Queue(), ctx.Queue()
+    for u in units:
+        unit_q.put(u)
+    by_index = {t.index: t for u in units for t in u}
 
     def start(slot: int):
-        p = ctx.Process(target=_worker, args=(slot, task_q, events, retry_failed, threads, device), daemon=True)
+        p = ctx.Process(target=_worker, args=(slot, unit_q, events, retry_failed, threads, device), daemon=True)
         p.start()
         return p
 
     procs = {slot: start(slot) for slot in range(workers)}
     for _ in procs:
-        task_q.put(None)
-    in_flight: dict[int, int] = {}
+        unit_q.put(None)
+    in_flight: dict[int, list[int]] = {}
     outcomes: list[Outcome] = []
     try:
-        while len(outcomes) < len(tasks):
+        while len(outcomes) < total:
             try:
                 event = events.get(timeout=1.0)
             except queue.Empty:
@@ -176,45 +202,43 @@ def _run_workers(tasks: list[Task], workers: int, retry_failed: bool, threads: i
             if event is not None and event[0] == "start":
                 in_flight[event[1]] = event[2]
             elif event is not None:
-                _, slot, index, outcome = event
+                _, slot, indices, unit_outcomes = event
                 in_flight.pop(slot, None)
-                outcomes.append(outcome)
-                log(_line(len(outcomes), len(tasks), outcome, by_index[index]))
+                for index, outcome in zip(indices, unit_outcomes, strict=True):
+                    outcomes.append(outcome)
+                    log(_line(len(outcomes), total, outcome, by_index[index]))
             for slot, p in list(procs.items()):
                 if p.is_alive() or slot not in in_flight or not events.empty():
                     continue
-                task = by_index[in_flight.pop(slot)]  # died during a run: record it, replace the worker
                 error = f"worker process died (exit code {p.exitcode})"
-                record_failure(Path(task.run_dir), _cfg(task), error)
-                outcomes.append(Outcome(Path(task.run_dir).name, "failed", error=error))
-                log(_line(len(outcomes), len(tasks), outcomes[-1], task))
+                for index in in_flight.pop(slot):  # died during a unit: record its runs, replace the worker
+                    task = by_index[index]
+                    record_failure(Path(task.run_dir), from_dict(task.config), error)
+                    outcomes.append(Outcome(Path(task.run_dir).name, "failed", error=error))
+                    log(_line(len(outcomes), total, outcomes[-1], task))
                 procs[slot] = start(slot)
-                task_q.put(None)
-            if event is None and len(outcomes) < len(tasks) and not any(p.is_alive() for p in procs.values()):
+                unit_q.put(None)
+            if event is None and len(outcomes) < total and not any(p.is_alive() for p in procs.values()):
                 raise RuntimeError("every worker exited with runs left; see the lines above")
     finally:
         for p in procs.values():
-            p.join(timeout=1 if len(outcomes) < len(tasks) else None)
+            p.join(timeout=1 if len(outcomes) < total else None)
             if p.is_alive():
                 p.terminate()
     return outcomes
 
 
-def _cfg(task: Task):
-    from ..hparams import from_dict
-
-    return from_dict(task.config)
-
-
 # --- slurm (submitit) -------------------------------------------------------------------------------------------
-def run_chunk(tasks: list[Task], retry_failed: bool, cwd: str) -> list[Outcome]:
-    """One array task: its runs one after the other (submitit pickles this function and its arguments)."""
+def run_chunk(units: list[Unit], retry_failed: bool, cwd: str) -> list[Outcome]:
+    """One array task: its units (runs, or packs of runs) one after the other (submitit pickles this function and
+    its arguments)."""
     os.chdir(cwd)  # the run configs hold data paths relative to where the sweep was launched
+    total = sum(len(u) for u in units)
     outcomes = []
-    for task in tasks:
-        outcome = execute(task.config, task.run_dir, retry_failed)
-        print(_line(len(outcomes) + 1, len(tasks), outcome, task), flush=True)
-        outcomes.append(outcome)
+    for unit in units:
+        for task, outcome in zip(unit, run_unit(unit, retry_failed), strict=True):
+            outcomes.append(outcome)
+            print(_line(len(outcomes), total, outcome, task), flush=True)
     return outcomes
 
 
@@ -225,15 +249,16 @@ class SlurmOptions:
     gpus_per_task: int = 1
     cpus_per_task: int = 8
     mem_gb: int = 32
-    runs_per_task: int = 4
+    runs_per_task: int = 4  # units (runs, or packs with --pack) per array task
     array_parallelism: int = 64
     cluster: str = "slurm"  # submitit's executor; "local" runs the array on this machine (tests)
 
 
 def launch_slurm(plan: Plan, results: Path, options: SlurmOptions, retry_failed: bool = False,
-                 wait: bool = False, log=_print):
-    """Submit the remaining runs as one job array, ``runs_per_task`` runs per array task; return the jobs.
-    With ``wait``, block until every task has finished and log each run's outcome."""
+                 wait: bool = False, pack: int = 1, log=_print):
+    """Submit the remaining runs as one job array, ``runs_per_task`` units (runs, or packs of up to ``pack`` runs)
+    per array task; return the jobs. With ``wait``, block until every task has finished and log each run's
+    outcome."""
     import submitit
 
     write_manifest(results, plan)
@@ -241,8 +266,9 @@ def launch_slurm(plan: Plan, results: Path, options: SlurmOptions, retry_failed:
     tasks = todo(results, plan, retry_failed, threads=options.cpus_per_task, device=device, log=log)
     if not tasks:
         return []
+    units = into_units(tasks, pack, log=log)
     k = max(1, options.runs_per_task)
-    chunks = [tasks[i:i + k] for i in range(0, len(tasks), k)]
+    chunks = [units[i:i + k] for i in range(0, len(units), k)]
     folder = Path(results) / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
     params = dict(name=f"repro-{plan.study.name}", timeout_min=options.timeout_min,
@@ -253,7 +279,8 @@ def launch_slurm(plan: Plan, results: Path, options: SlurmOptions, retry_failed:
     executor.update_parameters(**params)
     n = len(chunks)
     jobs = executor.map_array(run_chunk, chunks, [retry_failed] * n, [os.getcwd()] * n)
-    log(f"submitted {len(tasks)} runs as {n} array task(s) of up to {k} runs: job {jobs[0].job_id.split('_')[0]}; "
+    unit = "packs" if pack > 1 else "runs"
+    log(f"submitted {len(tasks)} runs as {n} array task(s) of up to {k} {unit}: job {jobs[0].job_id.split('_')[0]}; "
         f"logs in {folder.parent}/<job id>/")
     if wait:
         outcomes = [o for job in jobs for o in job.result()]

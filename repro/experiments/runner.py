@@ -115,29 +115,74 @@ def execute(config: dict, run_dir: str | Path, retry_failed: bool = False) -> Ou
     """Train the run ``config`` (a RunConfig as a dict) in ``run_dir`` unless it is done, failed (and not
     ``retry_failed``) or locked by another process. Exceptions are recorded and returned, never raised
     (an interruption, Ctrl-C, still propagates)."""
-    from ..engine import train  # torch is imported by the processes that train, not by the planner
+    return execute_pack([config], [run_dir], retry_failed)[0]
 
-    cfg = from_dict(config)
-    run_dir = Path(run_dir)
-    name = run_dir.name
-    with RunLock(run_dir) as lock:
-        if not lock.acquired:
-            return Outcome(name, "busy", summary="another process is training it")
-        record = read_record(run_dir)
-        state = _state_from_record(record)
-        if state == "done":
-            return Outcome(name, "skipped-done", summary=summarize(record))
-        if state == "failed" and not retry_failed:
-            return Outcome(name, "skipped-failed", error=record.get("error"))
-        start = time.perf_counter()
+
+def execute_pack(configs: list[dict], run_dirs: list[str | Path], retry_failed: bool = False) -> list[Outcome]:
+    """As :func:`execute` for each run, but the runs that need training train together, packed into one network
+    (:func:`repro.packed.train_packed`; the configs must be packable, :mod:`repro.packing`), or alone when only one
+    does. Every run is locked for the whole pack; the pack's output goes to each run's ``train.log``."""
+    run_dirs = [Path(d) for d in run_dirs]
+    outcomes: list[Outcome | None] = [None] * len(configs)
+    with contextlib.ExitStack() as locks:
+        wanted = []
+        for i, run_dir in enumerate(run_dirs):
+            if not locks.enter_context(RunLock(run_dir)).acquired:
+                outcomes[i] = Outcome(run_dir.name, "busy", summary="another process is training it")
+                continue
+            record = read_record(run_dir)
+            state = _state_from_record(record)
+            if state == "done":
+                outcomes[i] = Outcome(run_dir.name, "skipped-done", summary=summarize(record))
+            elif state == "failed" and not retry_failed:
+                outcomes[i] = Outcome(run_dir.name, "skipped-failed", error=record.get("error"))
+            else:
+                wanted.append(i)
+        if wanted:
+            for i, outcome in zip(wanted, _train([from_dict(configs[i]) for i in wanted],
+                                                 [run_dirs[i] for i in wanted]), strict=True):
+                outcomes[i] = outcome
+    return outcomes
+
+
+def _train(cfgs: list[RunConfig], run_dirs: list[Path]) -> list[Outcome]:
+    """Train locked runs (one alone, several packed); their outcomes, failures recorded in each record."""
+    from ..engine import train  # torch is imported by the processes that train
+    from ..packed import train_packed
+
+    start = time.perf_counter()
+    with contextlib.ExitStack() as files:
+        logs = [files.enter_context(open(d / LOG_NAME, "a")) for d in run_dirs]
         try:
-            with open(run_dir / LOG_NAME, "a") as log, contextlib.redirect_stdout(log), \
-                    contextlib.redirect_stderr(log):
-                record = train(cfg, run_dir)
+            with contextlib.redirect_stdout(_Tee(logs)), contextlib.redirect_stderr(_Tee(logs)):
+                if len(cfgs) == 1:
+                    records = [train(cfgs[0], run_dirs[0])]
+                else:
+                    print(f"packed with {', '.join(d.name for d in run_dirs)}")
+                    records = train_packed(cfgs, run_dirs)
         except Exception as exc:
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            with open(run_dir / LOG_NAME, "a") as log:
+            for log in logs:
                 traceback.print_exc(file=log)
-            record_failure(run_dir, cfg, error)
-            return Outcome(name, "failed", time.perf_counter() - start, error=error)
-        return Outcome(name, "done", time.perf_counter() - start, summarize(record))
+            for cfg, run_dir in zip(cfgs, run_dirs, strict=True):
+                record_failure(run_dir, cfg, error)
+            seconds = time.perf_counter() - start
+            return [Outcome(d.name, "failed", seconds, error=error) for d in run_dirs]
+    seconds = time.perf_counter() - start
+    return [Outcome(d.name, "done", seconds, summarize(r)) for d, r in zip(run_dirs, records, strict=True)]
+
+
+class _Tee:
+    """A text stream writing to several files (a pack's output into each of its runs' logs)."""
+
+    def __init__(self, files):
+        self.files = files
+
+    def write(self, text: str) -> int:
+        for f in self.files:
+            f.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for f in self.files:
+            f.flush()

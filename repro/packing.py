@@ -1,0 +1,69 @@
+"""Which runs may train together in one pack (issue 7, :mod:`repro.packed`). No torch here: the sweep planner
+groups runs into packs before any process that trains imports it.
+
+Runs in one pack share every setting but ``PACK_VARYING`` (seed, lr, alpha, window): one network, one data set,
+one batch size and one number of steps per epoch. Packing covers the two-modality Colored-and-gray MNIST network with
+vanilla, random or guided training; RUBi (its own modules and loss), uni-modal runs and the L1 penalty of §5.3 train
+alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+from .hparams import RunConfig
+
+PACK_VARYING = ("seed", "lr", "alpha", "window")
+PACKABLE_ALGORITHMS = ("vanilla", "random", "guided")
+
+T = TypeVar("T")
+
+
+def why_not_packable(cfg: RunConfig) -> str | None:
+    """None when ``cfg`` may join a pack, otherwise the reason it trains alone."""
+    if cfg.dataset != "cmnist" or len(cfg.modality_names) != 2 or cfg.algorithm not in PACKABLE_ALGORITHMS:
+        return f"packing supports two-modality CMNIST runs of {', '.join(PACKABLE_ALGORITHMS)}"
+    if cfg.l1 > 0:
+        return "packing does not apply the L1 penalty of §5.3; train runs with --l1 alone"
+    return None
+
+
+def pack_key(cfg: RunConfig) -> tuple | None:
+    """Runs with equal keys may share a pack; None: the run trains alone."""
+    if why_not_packable(cfg) is not None:
+        return None
+    return tuple(sorted((k, repr(v)) for k, v in dataclasses.asdict(cfg).items() if k not in PACK_VARYING))
+
+
+def check_packable(cfgs: list[RunConfig]) -> None:
+    """Raise ValueError unless the runs may share one pack."""
+    if not cfgs:
+        raise ValueError("nothing to pack")
+    fixed = [{k: v for k, v in dataclasses.asdict(c).items() if k not in PACK_VARYING} for c in cfgs]
+    for c, f in zip(cfgs[1:], fixed[1:], strict=True):
+        diff = sorted(k for k in f if f[k] != fixed[0][k])
+        if diff:
+            raise ValueError(f"runs in one pack may differ only in {', '.join(PACK_VARYING)}; "
+                             f"seed {c.seed} differs in {', '.join(diff)}")
+    reason = why_not_packable(cfgs[0])
+    if reason is not None:
+        raise ValueError(reason)
+
+
+def group_into_packs(items: Iterable[T], key: Callable[[T], Hashable | None], size: int) -> list[list[T]]:
+    """Consecutive packs of at most ``size`` items with equal, non-None keys, in the order of each group's first
+    item; an item whose key is None is a pack of its own. ``size`` 1 leaves every item alone."""
+    groups: dict[Hashable, list[T]] = {}
+    units: list[list[T]] = []
+    for item in items:
+        k = key(item) if size > 1 else None
+        if k is None:
+            units.append([item])
+        elif k in groups and len(groups[k]) < size:
+            groups[k].append(item)
+        else:
+            groups[k] = [item]
+            units.append(groups[k])
+    return units
