@@ -9,13 +9,19 @@
                                     as uint8 (the engine's fast path: batches gathered and converted there)
     packed_speedup                  K guided runs (different seeds and learning rates) trained packed in one
                                     network / the same K runs stepped one after the other (``--pack K``)
+    loader_samples_per_s            with ``--data FILE``: training samples per second delivered to the device by
+                                    the dataset's loader, as ``repro train`` draws them (:mod:`repro.bench_data`)
+    loader_over_model               loader_samples_per_s / train_samples_per_s: above 1, the loader keeps up
+                                    (null when the model's inputs were sized otherwise than the file's, --clip)
 
 Measurements alternate between the contenders in rounds and report medians, so a burst of load from another
-process hits both alike. Inputs are random tensors of the dataset's shapes: no prepared data needed.
+process hits both alike. Model inputs are random tensors of the dataset's shapes: no prepared data needed (NVGesture
+clips are 64 x 224 x 224 as in A.4; ``--clip T,S`` sizes them down for a CPU).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 import time
@@ -27,7 +33,14 @@ from .algorithms import ALGORITHMS
 from .hparams import resolve
 from .models import build_model
 
-SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10), "modelnet40": ((1, 224, 224), (1, 224, 224), 40)}
+SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10), "modelnet40": ((1, 224, 224), (1, 224, 224), 40),
+          "nvgesture": ((3, 64, 224, 224), (1, 64, 224, 224), 25)}
+IN_MEMORY = ("cmnist", "modelnet40")  # held on the device as uint8: the timed epoch applies to these
+
+
+def clip_shapes(frames: int, side: int) -> tuple:
+    """NVGesture's input shapes at another clip size (``--clip``)."""
+    return (3, frames, side, side), (1, frames, side, side), 25
 
 
 def _sync(device: torch.device) -> None:
@@ -39,7 +52,8 @@ def _make(dataset: str, algorithm: str, device: torch.device, compile: bool = Fa
     cfg = resolve(dataset, algorithm=algorithm, **overrides)
     shape0, shape1, classes = SHAPES[dataset]
     torch.manual_seed(0)
-    model = build_model(dataset, (shape0[0], shape1[0]), classes).to(device, memory_format=torch.channels_last)
+    model = build_model(dataset, (shape0[0], shape1[0]), classes)
+    model = model.to(device, memory_format=getattr(model, "memory_format", torch.channels_last))  # as the engine
     if compile:
         model.compile()
     alg = ALGORITHMS[algorithm](model, cfg).to(device)
@@ -51,9 +65,11 @@ def _make(dataset: str, algorithm: str, device: torch.device, compile: bool = Fa
 def _batch(dataset: str, batch_size: int, device: torch.device, seed: int):
     shape0, shape1, classes = SHAPES[dataset]
     g = torch.Generator().manual_seed(seed)
-    x0 = torch.rand((batch_size,) + shape0, generator=g).to(device).contiguous(memory_format=torch.channels_last)
-    x1 = torch.rand((batch_size,) + shape1, generator=g).to(device).contiguous(memory_format=torch.channels_last)
-    return (x0, x1), torch.randint(classes, (batch_size,), generator=g).to(device)
+    inputs = []
+    for shape in (shape0, shape1):
+        x = torch.rand((batch_size,) + shape, generator=g).to(device)
+        inputs.append(x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x)  # as the loaders
+    return tuple(inputs), torch.randint(classes, (batch_size,), generator=g).to(device)
 
 
 def _time_steps(alg, opt, batches, device) -> tuple[float, int]:
@@ -91,10 +107,10 @@ def step_ratio(dataset: str, device: torch.device, rounds: int, steps: int, batc
             "train_samples_per_s": batch_size / med_g}
 
 
-def speed_stats_ratio(dataset: str, device: torch.device, rounds: int, repeats: int) -> dict:
+def speed_stats_ratio(dataset: str, device: torch.device, rounds: int, repeats: int, batch_size: int = 32) -> dict:
     """Our fused statistics against the reference code's per-parameter loop (two host syncs per parameter)."""
     alg, opt, _ = _make(dataset, "vanilla", device)
-    inputs, y = _batch(dataset, 32, device, 0)
+    inputs, y = _batch(dataset, batch_size, device, 0)
     alg.training_step(inputs, y, opt)  # gradients in place
     speed = alg.speed
     groups = alg.model.parameter_groups()
@@ -241,24 +257,66 @@ def device_name(device: torch.device) -> str:
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="autocast precision for the timed epoch")
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+@click.option("--data", type=click.Path(dir_okay=False), default=None,
+              help="a prepared file of --dataset: also time its loader (loader_samples_per_s, loader_over_model)")
+@click.option("--workers", type=int, default=4, show_default=True,
+              help="loader worker processes for --data (NVGesture; in-memory datasets have none)")
+@click.option("--loader-batches", type=int, default=50, show_default=True, help="timed loader batches for --data")
+@click.option("--clip", default=None, metavar="T,S",
+              help="NVGesture model inputs of T frames of S x S (default 64,224: A.4), e.g. 16,56 on a CPU")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def bench(dataset: str, device: str, batch_size: int, steps: int, rounds: int, pack: int, epoch_samples: int,
-          compile_: bool, precision: str, threads: int, as_json: bool) -> None:
-    """Time training steps (guided vs vanilla, packed vs separate), an epoch, and the d_speed statistics."""
-    from .engine import pick_device
-
-    if threads > 0:
-        torch.set_num_threads(threads)
-    dev = pick_device(device)
-    result = {"dataset": dataset, "device": device_name(dev), "batch_size": batch_size, "torch": torch.__version__}
-    result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
-    result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20))
-    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
-        result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size))
-    if epoch_samples > 0:
-        result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))
+          compile_: bool, precision: str, threads: int, data: str | None, workers: int, loader_batches: int,
+          clip: str | None, as_json: bool) -> None:
+    """Time training steps (guided vs vanilla, packed vs separate), an epoch, the d_speed statistics and, with
+    --data, the loader against the model."""
+    if clip is not None and dataset != "nvgesture":
+        raise click.UsageError("--clip sizes NVGesture clips; use it with --dataset nvgesture")
+    with _clip_size(clip):
+        result = _bench(dataset, device, batch_size, steps, rounds, pack, epoch_samples, compile_, precision, threads,
+                        data, workers, loader_batches)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         for k, v in result.items():
             click.echo(f"{k:40s} {v:.4g}" if isinstance(v, float) else f"{k:40s} {v}")
+
+
+@contextlib.contextmanager
+def _clip_size(clip: str | None):
+    """NVGesture's model inputs at ``T,S`` while the bench runs."""
+    saved = SHAPES["nvgesture"]
+    if clip is not None:
+        frames, side = (int(v) for v in clip.split(","))
+        SHAPES["nvgesture"] = clip_shapes(frames, side)
+    try:
+        yield
+    finally:
+        SHAPES["nvgesture"] = saved
+
+
+def _bench(dataset, device, batch_size, steps, rounds, pack, epoch_samples, compile_, precision, threads, data,
+           workers, loader_batches) -> dict:
+    from .bench_data import loader_throughput
+    from .engine import pick_device
+
+    if threads > 0:
+        torch.set_num_threads(threads)
+    dev = pick_device(device)
+    result = {"dataset": dataset, "device": device_name(dev), "batch_size": batch_size, "torch": torch.__version__,
+              "model_input_shapes": [list(s) for s in SHAPES[dataset][:2]]}
+    if data is not None:  # first: a wrong file fails before minutes of model timing
+        try:
+            result.update(loader_throughput(dataset, data, dev, batch_size, workers, loader_batches))
+        except (ValueError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from exc
+    result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
+    result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
+    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
+        result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size))
+    if epoch_samples > 0 and dataset in IN_MEMORY:
+        result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))
+    if data is not None:
+        same = result["loader_input_shapes"] == result["model_input_shapes"]  # else the ratio compares two sizes
+        result["loader_over_model"] = result["loader_samples_per_s"] / result["train_samples_per_s"] if same else None
+    return result

@@ -1,8 +1,9 @@
 """NVGesture throughput figures for the README: ``python -m repro.bench_nvgesture --data FILE``.
 
-    loader_clips_per_s      training clips (64 frames, both modalities, random crop and flip, uint8) delivered
-                            per second by the DataLoader, per worker count, over ``--epochs`` passes of the
-                            train split (the first batch, which starts the workers, included)
+    loader_clips_per_s      training clips (64 frames, both modalities, random crop, uint8; the flips are applied
+                            on the device, by ``batches``) delivered per second by the DataLoader, per worker count,
+                            over ``--epochs`` passes of the train split (the first batch, which starts the workers,
+                            included)
     loader_cpu_ms_per_clip  CPU milliseconds per uint8 clip, read in this process (the cost per worker)
     loader_clips_per_s_float_on_cpu
                             the same through ``batches``, float inputs converted on the CPU (one thread)
@@ -32,7 +33,7 @@ def loader_cpu_ms_per_clip(path: str, epochs: int, batch: int) -> float:
     train = load_nvgesture(path, ("rgb", "depth"), workers=0)["train"]
     clips, start = 0, time.process_time()
     for epoch in range(epochs):
-        for _, labels in train.loader(batch, torch.Generator().manual_seed(epoch)):
+        for _, labels, _ in train.loader(batch, torch.Generator().manual_seed(epoch)):
             clips += len(labels)
     return 1000 * (time.process_time() - start) / clips
 
@@ -45,8 +46,8 @@ def loader_clips_per_s(path: str, workers: int, epochs: int, batch: int, convert
     for epoch in range(epochs):
         gen = torch.Generator().manual_seed(epoch)
         batches = train.batches(batch, generator=gen) if convert else train.loader(batch, gen)
-        for _, labels in batches:
-            clips += len(labels)
+        for batch_ in batches:
+            clips += len(batch_[1])
     return clips / (time.perf_counter() - start)
 
 

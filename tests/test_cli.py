@@ -72,3 +72,25 @@ def test_bench_reports_the_ratios():
         assert key in report
     assert report["guided_over_vanilla_step"] > 0 and report["speed_stats_fused_over_per_parameter"] > 0
     assert report["packed_speedup"] > 0 and report["pack"] == 2 and report["epoch_samples"] == 24
+
+
+def test_bench_sets_the_loader_against_the_model(tmp_path):
+    """NVGesture: the model step on clips of the file's size, the DataLoader (one worker process) on the file."""
+    from test_nvgesture_loader import _write
+
+    data = _write(tmp_path / "nvgesture.h5")  # 64-frame crops of 28 x 28
+    args = ["bench", "--json", "--device", "cpu", "--dataset", "nvgesture", "--data", str(data), "--rounds", "1",
+            "--steps", "1", "--batch-size", "2", "--threads", "1", "--workers", "1", "--loader-batches", "3"]
+    result = CliRunner().invoke(main, args + ["--clip", "64,28"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["loader_input_shapes"] == report["model_input_shapes"] == [[3, 64, 28, 28], [1, 64, 28, 28]]
+    assert report["loader_samples_per_s"] > 0 and report["loader_batches"] == 3 and report["loader_over_model"] > 0
+    assert "packed_speedup" not in report and "epoch_s" not in report  # CMNIST only; NVGesture streams
+    result = CliRunner().invoke(main, args[:-2] + ["--loader-batches", "1", "--clip", "8,16"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["loader_over_model"] is None  # two different sizes: no ratio
+    result = CliRunner().invoke(main, ["bench", "--dataset", "nvgesture", "--data", str(tmp_path / "none.h5"),
+                                       "--rounds", "1", "--steps", "1", "--batch-size", "2", "--clip", "8,16",
+                                       "--pack", "0", "--threads", "1"])
+    assert result.exit_code == 1 and "none.h5" in result.output and "Traceback" not in result.output
