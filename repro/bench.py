@@ -179,7 +179,8 @@ def epoch_time(dataset: str, device: torch.device, samples: int, batch_size: int
             "epoch_warmup_s": compile_s, "compile": compile, "precision": precision}
 
 
-def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps: int, batch_size: int) -> dict:
+def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps: int, batch_size: int,
+                 convolutions: str = "auto") -> dict:
     """K guided runs stepped one after the other vs the same K runs packed (``repro.packed``), in alternating
     rounds; the speedup is the median of the per-round ratios sequential / packed."""
     from .data import DatasetBundle
@@ -199,7 +200,7 @@ def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps:
             out.append(t)
         return out
 
-    separate, pack = trainers(), _Pack(trainers(), [resolve(dataset).warmup_epochs + 1] * k)
+    separate, pack = trainers(), _Pack(trainers(), [resolve(dataset).warmup_epochs + 1] * k, convolutions)
     batches = []
     for i in range(steps):
         per_run = [_batch(dataset, batch_size, device, 1000 * j + i) for j in range(k)]
@@ -253,6 +254,8 @@ def device_name(device: torch.device) -> str:
 @click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (CMNIST; 0: skip)")
 @click.option("--epoch-samples", type=int, default=60000, show_default=True,
               help="samples in the timed epoch (0: skip the epoch)")
+@click.option("--pack-convolutions", type=click.Choice(["auto", "grouped", "loop"]), default="auto",
+              show_default=True, help="the packed network's convolution stages (auto: grouped on CUDA, loop on CPU)")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for the timed epoch")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="autocast precision for the timed epoch")
@@ -265,16 +268,16 @@ def device_name(device: torch.device) -> str:
 @click.option("--clip", default=None, metavar="T,S",
               help="NVGesture model inputs of T frames of S x S (default 64,224: A.4), e.g. 16,56 on a CPU")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def bench(dataset: str, device: str, batch_size: int, steps: int, rounds: int, pack: int, epoch_samples: int,
-          compile_: bool, precision: str, threads: int, data: str | None, workers: int, loader_batches: int,
-          clip: str | None, as_json: bool) -> None:
+def bench(dataset: str, device: str, batch_size: int, steps: int, rounds: int, pack: int, pack_convolutions: str,
+          epoch_samples: int, compile_: bool, precision: str, threads: int, data: str | None, workers: int,
+          loader_batches: int, clip: str | None, as_json: bool) -> None:
     """Time training steps (guided vs vanilla, packed vs separate), an epoch, the d_speed statistics and, with
     --data, the loader against the model."""
     if clip is not None and dataset != "nvgesture":
         raise click.UsageError("--clip sizes NVGesture clips; use it with --dataset nvgesture")
     with _clip_size(clip):
-        result = _bench(dataset, device, batch_size, steps, rounds, pack, epoch_samples, compile_, precision, threads,
-                        data, workers, loader_batches)
+        result = _bench(dataset, device, batch_size, steps, rounds, (pack, pack_convolutions), epoch_samples,
+                        compile_, precision, threads, data, workers, loader_batches)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -312,8 +315,9 @@ def _bench(dataset, device, batch_size, steps, rounds, pack, epoch_samples, comp
             raise click.ClickException(str(exc)) from exc
     result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
     result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
-    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
-        result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size))
+    k, convolutions = pack
+    if k > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
+        result.update(packed_ratio(dataset, dev, k, rounds, steps, batch_size, convolutions))
     if epoch_samples > 0 and dataset in IN_MEMORY:
         result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))
     if data is not None:

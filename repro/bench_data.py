@@ -16,6 +16,7 @@ import torch
 
 from .data import load_dataset
 
+STREAMED = ("nvgesture",)  # read by DataLoader workers; the others are held on the device
 DEFAULT_MODALITIES = {"cmnist": ("mono", "gray"), "modelnet40": ("front", "rear"), "nvgesture": ("rgb", "depth")}
 
 
@@ -41,7 +42,7 @@ def loader_throughput(dataset: str, data: str, device: torch.device, batch_size:
         raise ValueError(f"{data} has fewer than two training batches of {batch_size} samples")
     seconds = time.perf_counter() - start
     return {"loader_samples_per_s": samples / seconds, "loader_batches": samples // batch_size,
-            "loader_workers": workers, "loader_input_shapes": shapes}
+            "loader_workers": workers if dataset in STREAMED else 0, "loader_input_shapes": shapes}
 
 
 def _sync(device: torch.device) -> None:
