@@ -25,11 +25,12 @@ SETTING    ?= scratch
 THREADS    ?= 0
 TRAIN_ARGS ?=
 
-# Sweeps (the paper's analyses): make sweep SWEEP=lr-greedy BUDGET=small WORKERS=2 THREADS=1
+# Sweeps (the paper's analyses): make sweep SWEEP=lr-greedy BUDGET=small WORKERS=2 THREADS=1 [PACK=8]
 SWEEP    ?= lr-greedy
 BUDGET   ?= full
 LAUNCHER ?= local
 WORKERS  ?= 1
+PACK     ?= 1
 SWEEPS   := $(RESULTS)/sweeps
 
 .PHONY: help install test lint demo data train-cmnist train-modelnet40 train-nvgesture table1 table1-runs \
@@ -112,9 +113,9 @@ figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs (
 	$(REPRO) figures --results $(RUNS) --out $(RESULTS)/figures/table1
 
 # --- Sweeps: the studies of Figs. 2-4 and A.2-A.7 (repro sweep --help); resumable, failed runs kept apart ---
-sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS
+sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)
 	$(REPRO) sweep $(SWEEP) --launcher $(LAUNCHER) --budget $(BUDGET) --workers $(WORKERS) --threads $(THREADS) \
-		--results $(SWEEPS) --data-dir $(DATA)
+		--pack $(PACK) --results $(SWEEPS) --data-dir $(DATA)
 
 sweep-figures: $(INSTALLED)  ## every swept study's figures and the conjecture report (results/figures/sweeps/)
 	$(REPRO) figures --results $(SWEEPS) --out $(RESULTS)/figures/sweeps
