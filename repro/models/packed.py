@@ -135,33 +135,41 @@ class PackedCMNISTNet:
         return self._forward_loop(p, b, x0, x1, code, training)
 
     def _forward_grouped(self, p, b, h0: Tensor, h1: Tensor, code: Tensor, training: bool):
-        k, batch = code.shape[0], h0.shape[0]
-        squeeze = (lambda h: h.mean((2, 3)).view(batch, k, -1))  # noqa: E731
+        k = code.shape[0]
         for i in range(self.n_stages):
             h0 = self._stage_grouped(p, b, f"branch0.stages.{i}", h0, k, training, self.pooled[i])
             h1 = self._stage_grouped(p, b, f"branch1.stages.{i}", h1, k, training, self.pooled[i])
             if i in FUSE_AFTER:
-                gate0, gate1 = self._gates(p, b, f"fusion.{i}", squeeze(h0), squeeze(h1), code, training)
-                h0, h1 = h0 * gate0.reshape(batch, -1, 1, 1), h1 * gate1.reshape(batch, -1, 1, 1)
-        return self._heads(p, squeeze(h0), squeeze(h1))
+                gate0, gate1 = self._gates(p, b, f"fusion.{i}", _squeeze_grouped(h0, k), _squeeze_grouped(h1, k),
+                                           code, training)
+                h0, h1 = h0 * gate0.flatten(1)[:, :, None, None], h1 * gate1.flatten(1)[:, :, None, None]
+        return self._heads(p, _squeeze_grouped(h0, k), _squeeze_grouped(h1, k))
 
     def _forward_loop(self, p, b, x0: Tensor, x1: Tensor, code: Tensor, training: bool):
-        as_list = (lambda x: [xk.contiguous(memory_format=torch.channels_last) for xk in x.unbind(0)])  # noqa: E731
-        squeeze = (lambda hs: torch.stack([h.mean((2, 3)) for h in hs], 1))  # noqa: E731
-        h0, h1 = as_list(x0), as_list(x1)
+        h0, h1 = ([xk.contiguous(memory_format=torch.channels_last) for xk in x.unbind(0)] for x in (x0, x1))
         for i in range(self.n_stages):
             h0 = self._stage_loop(p, b, f"branch0.stages.{i}", h0, training, self.pooled[i])
             h1 = self._stage_loop(p, b, f"branch1.stages.{i}", h1, training, self.pooled[i])
             if i in FUSE_AFTER:
-                gate0, gate1 = self._gates(p, b, f"fusion.{i}", squeeze(h0), squeeze(h1), code, training)
+                gate0, gate1 = self._gates(p, b, f"fusion.{i}", _squeeze_list(h0), _squeeze_list(h1), code, training)
                 h0 = [h * g[:, :, None, None] for h, g in zip(h0, gate0.unbind(1), strict=True)]
                 h1 = [h * g[:, :, None, None] for h, g in zip(h1, gate1.unbind(1), strict=True)]
-        return self._heads(p, squeeze(h0), squeeze(h1))
+        return self._heads(p, _squeeze_list(h0), _squeeze_list(h1))
 
     @staticmethod
     def _heads(p: dict, f0: Tensor, f1: Tensor) -> tuple[Tensor, Tensor]:
         return (_linear(f0, p["branch0.head.weight"], p["branch0.head.bias"]),
                 _linear(f1, p["branch1.head.weight"], p["branch1.head.bias"]))
+
+
+def _squeeze_grouped(h: Tensor, k: int) -> Tensor:
+    """(B, K*C, H, W) -> (B, K, C): each model's global average pool (MMTM's squeeze, the heads' input)."""
+    return h.mean((2, 3)).view(h.shape[0], k, -1)
+
+
+def _squeeze_list(hs: list[Tensor]) -> Tensor:
+    """K tensors (B, C, H, W) -> (B, K, C)."""
+    return torch.stack([h.mean((2, 3)) for h in hs], 1)
 
 
 def _relu_pool(x: Tensor, pool: bool) -> Tensor:
