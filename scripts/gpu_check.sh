@@ -6,7 +6,8 @@
 #
 # Steps (each writes under $OUT, default results/gpu_check; a failing step is logged and the next one runs):
 #   1. make install (a bare machine), repro doctor
-#   2. the CUDA test of a sync-free guided step (tests/test_device_guided.py; skipped on CPU)
+#   2. the CUDA tests: sync-free guided steps, single and packed, a graph replay, packed = separate on CUDA
+#      (tests/test_device_guided.py, tests/test_packed.py; skipped on CPU)
 #   3. repro bench: fp32 eager (guided_over_vanilla_step, packed_speedup for K=8 with grouped convolutions, epoch
 #      of 60,000 samples at batch 128, the CMNIST loader against the model), packed_speedup with the model-by-model
 #      convolutions (the CPU's choice), then the epoch compiled, then in bf16
@@ -59,7 +60,7 @@ else
 fi
 
 RESERVE_S=${TRAIN_MIN_S:-240}  # the benches may not eat the Table-1 column's time
-step test_cuda_sync_free 120 .venv/bin/pytest -q -rs tests/test_device_guided.py
+step test_cuda_sync_free 150 .venv/bin/pytest -q -rs tests/test_device_guided.py tests/test_packed.py
 DATA_ARG=(); [ -f "$DATA" ] && DATA_ARG=(--data "$DATA")  # + the CMNIST loader (on the device) against the model
 step bench_fp32_eager 180 "$REPRO" bench --json --device "$DEVICE" --pack "$PACK" "${BENCH[@]}" "${DATA_ARG[@]}"
 step bench_pack_loop 90 "$REPRO" bench --json --device "$DEVICE" --pack "$PACK" --pack-convolutions loop \

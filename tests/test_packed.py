@@ -14,12 +14,14 @@ from repro.packing import check_packable
 
 from engine_fixtures import write_tiny_cmnist
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-def _trainers(algorithm, runs, dtype=torch.float64):
+
+def _trainers(algorithm, runs, dtype=torch.float64, device="cpu"):
     out = []
     for seed, lr, alpha in runs:
         t = Trainer(resolve("cmnist", algorithm=algorithm, seed=seed, lr=lr, alpha=alpha, window=2), "/nonexistent")
-        t.device = torch.device("cpu")
+        t.device = torch.device(device)
         t._build_model(DatasetBundle({}, (3, 1), 10, {}))
         t.algorithm.to(dtype)
         t.algorithm.speed.membership = t.algorithm.speed.membership.float()  # as the float32 norms it weighs
@@ -27,28 +29,29 @@ def _trainers(algorithm, runs, dtype=torch.float64):
     return out
 
 
-def _batch(k, b, seed, dtype=torch.float64):
+def _batch(k, b, seed, dtype=torch.float64, device="cpu"):
     g = torch.Generator().manual_seed(seed)
     x0 = torch.rand(k, b, 3, 28, 28, generator=g, dtype=dtype)
     x1 = torch.rand(k, b, 1, 28, 28, generator=g, dtype=dtype)
-    return x0, x1, torch.randint(10, (k, b), generator=g)
+    return x0.to(device), x1.to(device), torch.randint(10, (k, b), generator=g).to(device)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("convolutions", ["grouped", "loop"])
 @pytest.mark.parametrize("algorithm", ["guided", "random"])
-def test_a_packed_step_is_k_separate_steps(algorithm, convolutions):
+def test_a_packed_step_is_k_separate_steps(algorithm, convolutions, device):
     """Same arithmetic: in float64 the packed parameters and momentum follow the separate ones to 1e-9, M (whose
     norms are float32 by design, as in ConditionalSpeed) to 1e-6, and every model takes the same kind of step."""
     torch.set_num_threads(1)
     runs = [(0, 0.05, 0.0), (1, 0.1, 0.0), (2, 0.02, 10.0)]  # alpha 0: re-balance after every regular step
-    separate, packed = _trainers(algorithm, runs), _trainers(algorithm, runs)
+    separate, packed = _trainers(algorithm, runs, device=device), _trainers(algorithm, runs, device=device)
     codes = []
     for epoch, n_steps in ((1, 2), (2, 6)):
         for t in separate:
             t.algorithm.begin_epoch(epoch)
         pack = _Pack(packed, [epoch] * len(runs), convolutions)
         for i in range(n_steps):
-            x0, x1, y = _batch(len(runs), 8, 10 * epoch + i)
+            x0, x1, y = _batch(len(runs), 8, 10 * epoch + i, device=device)
             sep_codes = []
             for j, t in enumerate(separate):
                 inputs = (x0[j].contiguous(memory_format=torch.channels_last),
@@ -67,6 +70,25 @@ def test_a_packed_step_is_k_separate_steps(algorithm, convolutions):
                 torch.testing.assert_close(s.optimizer.state[a]["momentum_buffer"],
                                            p.optimizer.state[b]["momentum_buffer"], rtol=1e-9, atol=1e-9)
     assert len(set(codes[6:])) >= 2, codes  # regular and re-balancing steps after the warm-up
+
+
+@CUDA
+@pytest.mark.parametrize("convolutions", ["grouped", "loop"])
+def test_packed_guided_steps_issue_no_host_sync_on_cuda(convolutions):
+    """As a single guided step (tests/test_device_guided.py): K models' kinds of step, updates and Alg. 1's state
+    stay on the device."""
+    runs = [(0, 0.05, 0.0), (1, 0.1, 0.0), (2, 0.02, 10.0), (3, 0.01, 0.0)]
+    pack = _Pack(_trainers("guided", runs, torch.float32, "cuda"), [2] * len(runs), convolutions)
+    batches = [_batch(len(runs), 32, i, torch.float32, "cuda") for i in range(8)]
+    pack.step(batches[0][0], batches[0][1], batches[0][2].T)  # first step: allocations, lazy set-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for x0, x1, y in batches[1:]:
+            pack.step(x0, x1, y.T)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert pack.rebalancing.device.type == "cuda"
 
 
 # float32: grouped convolutions and batched matrix products round differently from K separate models, and the
