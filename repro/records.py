@@ -7,12 +7,14 @@ import json
 import math
 import platform
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .atomic import atomic_write, atomic_write_text
+
+if TYPE_CHECKING:
+    import torch
+# torch is imported where it is used: the sweep planner and launchers read and write records without it.
 
 RECORD_NAME = "record.json"
 CHECKPOINT_NAME = "checkpoint.pt"  # state after the last completed epoch (for resume)
@@ -42,15 +44,20 @@ def read_json(path: Path) -> dict:
 
 
 def save_torch(path: Path, obj: Any) -> None:
+    import torch
+
     atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load_torch(path: Path, device: torch.device | str = "cpu") -> Any:
+    import torch
+
     return torch.load(path, map_location=device, weights_only=False)
 
 
 def versions() -> dict[str, str]:
     import numpy
+    import torch
 
     return {
         "repro": __version__,
