@@ -3,9 +3,8 @@ dataset's loader delivers to the device, as the engine reads them, to set agains
 
 CMNIST and ModelNet40 are held on the device as uint8 (:class:`repro.data.memory.InMemorySplit`: gather, flip and
 conversion there); NVGesture streams from HDF5 through a DataLoader (:mod:`repro.data.nvgesture`: one file handle
-per worker process, pinned memory on CUDA, prefetching; the crop is taken on the host, where it shrinks what
-crosses to the device by a quarter and shares the copy that makes the clip contiguous, the flip rides in that
-same copy, and the float conversion, four times the bytes, happens on the device).
+per worker process, pinned memory on CUDA, prefetching; the crop is taken in the worker, the flip and the float
+conversion on the device: the module's docstring gives the measurements behind that split).
 """
 
 from __future__ import annotations
@@ -15,9 +14,9 @@ import time
 import torch
 
 from .data import load_dataset
+from .hparams import resolve
 
 STREAMED = ("nvgesture",)  # read by DataLoader workers; the others are held on the device
-DEFAULT_MODALITIES = {"cmnist": ("mono", "gray"), "modelnet40": ("front", "rear"), "nvgesture": ("rgb", "depth")}
 
 
 def loader_throughput(dataset: str, data: str, device: torch.device, batch_size: int, workers: int,
@@ -25,7 +24,7 @@ def loader_throughput(dataset: str, data: str, device: torch.device, batch_size:
     """Training batches of ``data``'s train split, drawn as in ``repro train`` (shuffled, augmented, on
     ``device``), for at most ``max_batches`` batches after one untimed batch; samples per second. Raises
     ValueError (or FileNotFoundError) with a message naming the file."""
-    bundle = load_dataset(dataset, data, DEFAULT_MODALITIES[dataset], workers=workers)
+    bundle = load_dataset(dataset, data, resolve(dataset).modality_names, workers=workers)  # the paper's pair
     train = bundle.splits["train"].to(device)
     samples, start = 0, None
     for i, (inputs, labels) in enumerate(train.batches(batch_size, generator=torch.Generator().manual_seed(0))):

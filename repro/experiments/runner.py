@@ -1,5 +1,7 @@
 """Running one run of a sweep safely beside others: an exclusive lock per run directory, the run's state read from
-its record, failures recorded with their error, the run's own output kept in ``<run dir>/train.log``.
+its record, failures recorded with their error, the run's own output kept in ``<run dir>/train.log``. Runs that may
+share a network (:mod:`repro.packing`) can train as one pack (:func:`execute_pack`), each still locked, skipped,
+recorded and logged as its own.
 
 States (:func:`run_state`): ``done`` (record finished), ``failed`` (the run raised; retried only when asked),
 ``running`` (another process holds the lock), ``partial`` (started, not finished, nobody on it: resumes from its
