@@ -63,6 +63,9 @@ class _Pack:
         speed_order = torch.tensor([speed_index[id(p)] for p in self._shadow_params(0)])
         self.to_speed_order = torch.argsort(speed_order).to(self.device)  # rows in ConditionalSpeed.params order
         self.excite_branch = {n: 0 if ".excite_a." in n else 1 for n in self.names if ".excite_" in n}
+        self.regular_names = [n for n in self.names if n not in self.excite_branch]
+        self._lr_like = {n: self.lr.view((self.k,) + (1,) * (p.dim() - 1)).expand_as(p).contiguous()
+                         for n, p in self.params.items()}  # each model's lr, for foreach ops (equal shapes)
         self.warming_up = [e <= self.cfg.warmup_epochs for e in epochs]
         self.warm = torch.tensor(self.warming_up, device=self.device)
         self.guided = isinstance(trainers[0].algorithm, Guided)
@@ -104,20 +107,30 @@ class _Pack:
     def _sgd(self, code: Tensor) -> None:
         """torch.optim.SGD's update (momentum, weight decay, no dampening or Nesterov), per model's learning rate.
         A re-balancing step on m_j leaves model's branch-j excitation layers untouched, as SGD skips a parameter
-        without gradient (see ``Algorithm._device_decided_update``)."""
-        cfg = self.cfg
-        for n in self.names:
+        without gradient (see ``Algorithm._device_decided_update``). The other parameters take the update as a few
+        multi-tensor (foreach) operations, one fused kernel each on CUDA, with each model's learning rate expanded to
+        the parameter's shape once an epoch (``_lr_like``)."""
+        cfg, names = self.cfg, self.regular_names
+        params = [self.params[n] for n in names]
+        grads = [p.grad for p in params]
+        if cfg.weight_decay:
+            grads = torch._foreach_add(grads, params, alpha=cfg.weight_decay)
+        bufs = [self.momentum_buffers[n] for n in names]
+        if cfg.momentum:
+            torch._foreach_mul_(bufs, cfg.momentum)
+            torch._foreach_add_(bufs, grads)
+        else:
+            torch._foreach_copy_(bufs, grads)
+        torch._foreach_addcmul_(params, [self._lr_like[n] for n in names], bufs, value=-1)
+        for n, branch in self.excite_branch.items():  # the same update, kept where model k re-balances branch
             p, g, buf = self.params[n], self.params[n].grad, self.momentum_buffers[n]
             if cfg.weight_decay:
                 g = g.add(p, alpha=cfg.weight_decay)
-            shape = (self.k,) + (1,) * (p.dim() - 1)
             new_buf = buf * cfg.momentum + g if cfg.momentum else g
-            new_p = p.addcmul(self.lr.view(shape), new_buf, value=-1)
-            if n in self.excite_branch:
-                keep = (code == self.excite_branch[n]).view(shape)
-                new_p, new_buf = torch.where(keep, p, new_p), torch.where(keep, buf, new_buf)
-            p.copy_(new_p)
-            buf.copy_(new_buf)
+            new_p = p.addcmul(self._lr_like[n], new_buf, value=-1)
+            keep = (code == branch).view((self.k,) + (1,) * (p.dim() - 1))
+            p.copy_(torch.where(keep, p, new_p))
+            buf.copy_(torch.where(keep, buf, new_buf))
 
     def step(self, x0: Tensor, x1: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """One training step of every model on its own batch, x0 (K, B, C0, H, W), x1 (K, B, C1, H, W), y (B, K);
