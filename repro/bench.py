@@ -276,7 +276,7 @@ def bench(dataset: str, device: str, batch_size: int, steps: int, rounds: int, p
     if clip is not None and dataset != "nvgesture":
         raise click.UsageError("--clip sizes NVGesture clips; use it with --dataset nvgesture")
     with _clip_size(clip):
-        result = _bench(dataset, device, batch_size, steps, rounds, (pack, pack_convolutions), epoch_samples,
+        result = _bench(dataset, device, batch_size, steps, rounds, pack, pack_convolutions, epoch_samples,
                         compile_, precision, threads, data, workers, loader_batches)
     if as_json:
         click.echo(json.dumps(result, indent=2))
@@ -298,8 +298,8 @@ def _clip_size(clip: str | None):
         SHAPES["nvgesture"] = saved
 
 
-def _bench(dataset, device, batch_size, steps, rounds, pack, epoch_samples, compile_, precision, threads, data,
-           workers, loader_batches) -> dict:
+def _bench(dataset, device, batch_size, steps, rounds, pack, pack_convolutions, epoch_samples, compile_, precision,
+           threads, data, workers, loader_batches) -> dict:
     from .bench_data import loader_throughput
     from .engine import pick_device
 
@@ -315,9 +315,8 @@ def _bench(dataset, device, batch_size, steps, rounds, pack, epoch_samples, comp
             raise click.ClickException(str(exc)) from exc
     result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
     result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
-    k, convolutions = pack
-    if k > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
-        result.update(packed_ratio(dataset, dev, k, rounds, steps, batch_size, convolutions))
+    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
+        result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size, pack_convolutions))
     if epoch_samples > 0 and dataset in IN_MEMORY:
         result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))
     if data is not None:

@@ -34,14 +34,14 @@ def pack_key(cfg: RunConfig) -> tuple | None:
     """Runs with equal keys may share a pack; None: the run trains alone."""
     if why_not_packable(cfg) is not None:
         return None
-    return tuple(sorted((k, repr(v)) for k, v in dataclasses.asdict(cfg).items() if k not in PACK_VARYING))
+    return tuple(sorted((k, repr(v)) for k, v in _fixed(cfg).items()))
 
 
 def check_packable(cfgs: list[RunConfig]) -> None:
     """Raise ValueError unless the runs may share one pack."""
     if not cfgs:
         raise ValueError("nothing to pack")
-    fixed = [{k: v for k, v in dataclasses.asdict(c).items() if k not in PACK_VARYING} for c in cfgs]
+    fixed = [_fixed(c) for c in cfgs]
     for c, f in zip(cfgs[1:], fixed[1:], strict=True):
         diff = sorted(k for k in f if f[k] != fixed[0][k])
         if diff:
@@ -50,6 +50,11 @@ def check_packable(cfgs: list[RunConfig]) -> None:
     reason = why_not_packable(cfgs[0])
     if reason is not None:
         raise ValueError(reason)
+
+
+def _fixed(cfg: RunConfig) -> dict:
+    """The settings every run of a pack shares."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PACK_VARYING}
 
 
 def group_into_packs(items: Iterable[T], key: Callable[[T], Hashable | None], size: int) -> list[list[T]]:
