@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .hparams import ALGORITHM_NAMES, DATASET_DEFAULTS, RunConfig, resolve
+from .hparams import ALGORITHM_NAMES, DATASET_DEFAULTS, PROTOCOLS, RunConfig, resolve
 
 _CLICK_TYPES = {int: int, float: float, str: str, bool: click.BOOL}
 
@@ -37,32 +37,39 @@ def main() -> None:
 @click.option("--dataset", type=click.Choice(sorted(DATASET_DEFAULTS)), required=True)
 @click.option("--algorithm", type=click.Choice(ALGORITHM_NAMES), default="vanilla", show_default=True)
 @config_options
+@click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default=None,
+              help="training behaviours of the gate means: paper (A.2, the default) or reference (the authors' "
+                   "code: --gate-mean all-passes --gate-mean-source branch0; docs/fidelity.md)")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="run directory (default: results/runs/<dataset>-<algorithm>-s<seed>-<spec hash>)")
 @click.option("--force", is_flag=True, help="replace a different run already in --out")
 @click.option("--json", "as_json", is_flag=True, help="print the final record as JSON")
-def train(dataset: str, algorithm: str, out: Path | None, force: bool, as_json: bool, **overrides) -> None:
+def train(dataset: str, algorithm: str, protocol: str | None, out: Path | None, force: bool, as_json: bool,
+          **overrides) -> None:
     """Train one run with the paper's settings for DATASET (any field overridable); resumable."""
     from .data.request import DataRequestError
     from .engine import RunConflict
     from .engine import train as run_training
     from .models.i3d import PretrainedWeightsError
+    from .models.mmtm import FusionConfigError
 
     try:
-        cfg = resolve(dataset, algorithm=algorithm, **overrides)
+        cfg = resolve(dataset, algorithm=algorithm, protocol=protocol, **overrides)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     out = out or Path("results/runs") / f"{cfg.dataset}-{cfg.algorithm}-s{cfg.seed}-{cfg.spec_hash()}"
     try:
         record = run_training(cfg, out, force=force)
-    except (RunConflict, FileNotFoundError, PretrainedWeightsError, DataRequestError) as exc:
+    except (RunConflict, FileNotFoundError, PretrainedWeightsError, DataRequestError, FusionConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(record, indent=2))
     else:
-        t = record["test"]
+        t, r = record["test"], record.get("test_reference") or {}
         click.echo(f"{out}: test acc {t['acc']:.2f}%" + (f", d_util {t['d_util']:+.3f}, d_speed {t['d_speed']:+.3f}"
-                                                       if t.get("d_util") is not None else ""))
+                                                       if t.get("d_util") is not None else "")
+                   + (f"; reference evaluation {r['acc']:.2f}% ({r['state']}, epoch {r['epoch']})"
+                      if r.get("acc") is not None else ""))
 
 
 def _floats(text: str) -> list[float]:

@@ -4,6 +4,12 @@ checkpoint on the test set: accuracy of y_hat, of each branch f0, f1, of the uni
 conditional utilization rates (Def. 2.1) and d_speed at the kept epoch (Def. 4.1). Model selection never sees
 the test set.
 
+Two evaluation protocols, from one training (docs/fidelity.md). *Standard* (``test``, the paper's text): every
+validation and test pass with regular fusion. *Reference* (``test_reference``, what the authors' code computes): each
+epoch's validation pass in the fusion the algorithm would take next (its training state, e.g. guided's re-balancing
+window), a checkpoint kept on that accuracy, and that checkpoint tested in the state it was validated in. The second
+validation pass runs in evaluation mode, so it changes no training step.
+
 Resume: after every epoch the full training state is checkpointed and the record rewritten (atomically).
 Every epoch's randomness (data order, random re-balancing steps, dropout) is seeded from (seed, epoch), so a run
 killed at any moment and started again with the same command redoes the interrupted epoch exactly and ends with
@@ -27,8 +33,11 @@ from .data import DatasetBundle, load_dataset
 from .hparams import RunConfig
 from .metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
 from .models import build_model
+from .models.fusion import REGULAR, fusion_for_state
+from .models.mmtm import configure_gate_means
 from .records import (
     BEST_NAME,
+    BEST_REFERENCE_NAME,
     CHECKPOINT_NAME,
     DONE_NAME,
     RECORD_NAME,
@@ -77,7 +86,7 @@ class Trainer:
         record = read_json(self.record_path)
         if record.get("spec_hash") != self.cfg.spec_hash():
             if self.force:
-                for name in (DONE_NAME, RECORD_NAME, CHECKPOINT_NAME, BEST_NAME):
+                for name in (DONE_NAME, RECORD_NAME, CHECKPOINT_NAME, BEST_NAME, BEST_REFERENCE_NAME):
                     (self.out / name).unlink(missing_ok=True)
                 return None
             raise RunConflict(f"{self.out} holds another run (spec {record.get('spec_hash')}, this one "
@@ -105,6 +114,7 @@ class Trainer:
         cfg = self.cfg
         torch.manual_seed(seed_for(cfg.seed, "init"))
         model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes, pretrained=cfg.pretrained)
+        configure_gate_means(model, cfg.gate_mean, cfg.gate_mean_source)
         # channels_last suits the 2-D CNNs; a model with 5-D (video) weights names its own layout.
         model = model.to(self.device, memory_format=getattr(model, "memory_format", torch.channels_last))
         if cfg.compile:
@@ -127,6 +137,7 @@ class Trainer:
             "versions": versions(), "data_provenance": self.data_provenance,
             "device": str(self.device), "status": "running", "error": None,
             "epochs": [], "best_epoch": None, "best_val_acc": None, "stopped": None, "test": None,
+            "best_reference_epoch": None, "best_reference_val_acc": None, "test_reference": None,
             "timing": {"epoch_seconds": [], "test_seconds": None},
         }
 
@@ -160,15 +171,26 @@ class Trainer:
         n = len(train)
         n_correct = int(correct)
         rebalance = kinds[1:].tolist()
-        val = branch_accuracies(self.model, self.splits["val"].batches(self.eval_batch_size), unimodal=False)
         return {
             "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": steps,
             "train_loss": float(loss_sum) / n, "train_acc": 100.0 * n_correct / n,
             "train_all_correct": n_correct == n,
-            **{f"val_{k}": v for k, v in val.items()},
+            **self._validate(epoch),
             "d_speed": alg.d_speed(),
             "rebalance_steps": sum(rebalance), "rebalance_steps_m0": rebalance[0], "rebalance_steps_m1": rebalance[1],
         }
+
+    def _validate(self, epoch: int) -> dict:
+        """Validation after ``epoch`` under both protocols: ``val_*`` with regular fusion (standard) and
+        ``val_reference_*`` in the training state ``eval_state`` (the fusion of the algorithm's next step). An
+        algorithm without a training state (vanilla, RUBi) needs no second pass: its two results are equal."""
+        batches = self.splits["val"].batches
+        val = branch_accuracies(self.model, batches(self.eval_batch_size), unimodal=False)
+        fusion = self.algorithm.evaluation_fusion(epoch)
+        reference = val if fusion is None else branch_accuracies(self.model, batches(self.eval_batch_size),
+                                                                 unimodal=False, fusion=fusion)
+        return {**{f"val_{k}": v for k, v in val.items()}, "eval_state": (fusion or REGULAR).state,
+                **{f"val_reference_{k}": v for k, v in reference.items()}}
 
     def _state(self, epoch: int, record: dict, streak: int) -> dict:
         return {
@@ -216,13 +238,20 @@ class Trainer:
         return result
 
     def _end_epoch(self, epoch: int, stats: dict, record: dict, streak: int, start: float) -> int:
-        """Stop-rule streak, LR schedule, best checkpoint, checkpoint and record after an epoch; the new streak."""
+        """Stop-rule streak, LR schedule, best checkpoints (one per protocol), checkpoint and record after an epoch;
+        the new streak."""
         streak = streak + 1 if stats.pop("train_all_correct") else 0
         if self.scheduler is not None:
             self.scheduler.step(stats["train_loss"])
         if record["best_val_acc"] is None or stats["val_acc"] > record["best_val_acc"]:
             record.update(best_epoch=epoch, best_val_acc=stats["val_acc"])
             save_torch(self.out / BEST_NAME, {"epoch": epoch, "model": self.model.state_dict()})
+        best_reference = record.get("best_reference_val_acc")
+        if best_reference is None or stats["val_reference_acc"] > best_reference:
+            record.update(best_reference_epoch=epoch, best_reference_val_acc=stats["val_reference_acc"])
+            if self.algorithm.evaluation_fusion(epoch) is not None:  # else best.pt is this checkpoint too
+                save_torch(self.out / BEST_REFERENCE_NAME, {"epoch": epoch, "state": stats["eval_state"],
+                                                            "model": self.model.state_dict()})
         record["epochs"].append(stats)
         record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
         save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
@@ -230,9 +259,26 @@ class Trainer:
         print(_epoch_line(stats), flush=True)
         return streak
 
+    def _test_reference(self, record: dict) -> dict:
+        """The reference code's Table-1 number: the checkpoint with the best validation accuracy in its training
+        state, evaluated on test in that same state (accuracy of y_hat and of each branch)."""
+        path = self.out / BEST_REFERENCE_NAME
+        if not path.exists():  # no training state (vanilla, RUBi): the standard checkpoint, regular fusion
+            test = record["test"]
+            return {"acc": test["acc"], "acc_branch0": test["acc_branch0"], "acc_branch1": test["acc_branch1"],
+                    "state": REGULAR.state, "epoch": record["best_epoch"]}
+        best = load_torch(path, self.device)
+        self.model.load_state_dict(best["model"])
+        test = branch_accuracies(self.model, self.splits["test"].batches(self.eval_batch_size), unimodal=False,
+                                 fusion=fusion_for_state(best["state"]))
+        result = {"acc": None, "acc_branch0": None, "acc_branch1": None}
+        result.update(test)
+        return {**result, "state": best["state"], "epoch": best["epoch"]}
+
     def _finish(self, record: dict, stop: str) -> None:
         start = time.perf_counter()
-        record.update(stopped=stop, test=self._test(record), status="done")
+        record.update(stopped=stop, test=self._test(record))
+        record.update(test_reference=self._test_reference(record), status="done")
         record["timing"]["test_seconds"] = round(time.perf_counter() - start, 3)
         write_json(self.record_path, record)
         (self.out / DONE_NAME).touch()
@@ -276,6 +322,8 @@ def small_weight_fraction(model: torch.nn.Module, threshold: float = SMALL_WEIGH
 def _epoch_line(s: dict) -> str:
     line = (f"epoch {s['epoch']:3d}  loss {s['train_loss']:.4f}  train {s['train_acc']:6.2f}%  "
             f"val {s['val_acc']:6.2f}%")
+    if s.get("eval_state", "regular") != "regular":
+        line += f" ({s['val_reference_acc']:6.2f}% {s['eval_state']})"
     if s.get("d_speed") is not None:
         line += f"  d_speed {s['d_speed']:+.3f}  rebalance {s['rebalance_steps']}"
     return line

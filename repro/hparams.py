@@ -42,9 +42,20 @@ DATASET_DEFAULTS: dict[str, dict] = {
 RUNTIME_FIELDS = ("device", "threads", "progress", "workers", "compile")
 #: Fields added after runs were recorded: left out of a run's identity while at this default, so those runs keep
 #: their spec hash (and resume).
-LATER_FIELDS = {"pretrained": "", "precision": "fp32", "l1": 0.0}
+LATER_FIELDS = {"pretrained": "", "precision": "fp32", "l1": 0.0, "gate_mean": "regular-steps",
+                "gate_mean_source": "own"}
 
 PRECISIONS = ("fp32", "bf16")
+GATE_MEANS = ("regular-steps", "all-passes")  # what re-balancing gate means average (repro.models.mmtm)
+GATE_MEAN_SOURCES = ("own", "branch0")
+
+#: ``--protocol``: one switch for the training behaviours of the gate means. ``paper`` is A.2 (our default);
+#: ``reference`` is what the authors' code does (docs/fidelity.md): means over every forward pass, and branch 1's
+#: mean taken from branch 0's gate.
+PROTOCOLS: dict[str, dict[str, str]] = {
+    "paper": {"gate_mean": "regular-steps", "gate_mean_source": "own"},
+    "reference": {"gate_mean": "all-passes", "gate_mean_source": "branch0"},
+}
 
 
 @dataclass
@@ -77,6 +88,12 @@ class RunConfig:
     rubi_bias_modality: int = field(default=0, metadata={"help": "modality whose features feed RUBi's bias branch"})
     train_limit: int = field(default=0, metadata={"help": "use only the first N training samples (0: all)"})
     eval_limit: int = field(default=0, metadata={"help": "use only the first N val/test samples (0: all)"})
+    gate_mean: str = field(default="regular-steps", metadata={
+        "help": "what a re-balancing step's gate means average: regular-steps (A.2) | all-passes (the reference "
+                "code: every forward pass, evaluation included)"})
+    gate_mean_source: str = field(default="own", metadata={
+        "help": "branch 1's gate mean from its own gate (own) or from branch 0's (branch0: the reference code's "
+                "defect; needs equal widths)"})
     precision: str = field(default="fp32", metadata={
         "help": "fp32 | bf16 (autocast for forward and loss; fp32, the default, for reproduction)"})
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (runtime option)"})
@@ -113,11 +130,27 @@ def default_setting(cfg: RunConfig) -> str:
     return cfg.dataset
 
 
-def resolve(dataset: str, **overrides) -> RunConfig:
-    """Defaults of the dataclass, then the dataset's paper settings, then the caller's non-None overrides."""
+def _protocol_values(protocol: str | None, overrides: dict) -> dict:
+    """The gate-mean fields ``--protocol`` sets; an explicit, different ``--gate-mean(-source)`` is an error."""
+    if protocol is None:
+        return {}
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
+    values = PROTOCOLS[protocol]
+    for key, value in values.items():
+        if overrides.get(key) not in (None, value):
+            raise ValueError(f"--protocol {protocol} sets --{key.replace('_', '-')} {value}, not "
+                             f"{overrides[key]}; give one or the other")
+    return dict(values)
+
+
+def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig:
+    """Defaults of the dataclass, then the dataset's paper settings, then ``protocol``'s gate-mean fields
+    (:data:`PROTOCOLS`), then the caller's non-None overrides."""
     if dataset not in DATASET_DEFAULTS:
         raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_DEFAULTS)}")
     values = dict(DATASET_DEFAULTS[dataset])
+    values.update(_protocol_values(protocol, overrides))
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = RunConfig(dataset=dataset, **values)
     if cfg.algorithm not in ALGORITHM_NAMES:
@@ -134,6 +167,11 @@ def resolve(dataset: str, **overrides) -> RunConfig:
         raise ValueError(f"algorithm {cfg.algorithm!r} needs two modalities; uni-modal runs use vanilla")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
+    if cfg.gate_mean not in GATE_MEANS:
+        raise ValueError(f"unknown gate mean {cfg.gate_mean!r}; choose from {', '.join(GATE_MEANS)}")
+    if cfg.gate_mean_source not in GATE_MEAN_SOURCES:
+        raise ValueError(f"unknown gate-mean source {cfg.gate_mean_source!r}; choose from "
+                         f"{', '.join(GATE_MEAN_SOURCES)}")
     if cfg.rubi_bias_modality not in (0, 1):
         raise ValueError("rubi_bias_modality must be 0 or 1")
     return cfg

@@ -34,7 +34,6 @@ from .data import load_dataset
 from .engine import Trainer, make_deterministic, pick_device
 from .hparams import RunConfig
 from .metrics.speed import speeds_from
-from .metrics.utilization import branch_accuracies
 from .models.packed import PackedCMNISTNet, stack_states
 from .packing import check_packable
 from .records import write_json
@@ -187,11 +186,10 @@ class _Pack:
         losses = (loss_sum / n).tolist()
         stats = []
         for j, t in enumerate(self.trainers):
-            val = branch_accuracies(t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False)
             stats.append({
                 "epoch": self.epochs[j], "lr": t.optimizer.param_groups[0]["lr"], "steps": steps,
                 "train_loss": losses[j], "train_acc": 100.0 * counts[j] / n, "train_all_correct": counts[j] == n,
-                **{f"val_{key}": v for key, v in val.items()},
+                **t._validate(self.epochs[j]),
                 "d_speed": t.algorithm.d_speed(),
                 "rebalance_steps": kinds[j][1] + kinds[j][2], "rebalance_steps_m0": kinds[j][1],
                 "rebalance_steps_m1": kinds[j][2],

@@ -27,6 +27,8 @@ def why_not_packable(cfg: RunConfig) -> str | None:
         return f"packing supports two-modality CMNIST runs of {', '.join(PACKABLE_ALGORITHMS)}"
     if cfg.l1 > 0:
         return "packing does not apply the L1 penalty of §5.3; train runs with --l1 alone"
+    if (cfg.gate_mean, cfg.gate_mean_source) != ("regular-steps", "own"):
+        return "packing keeps A.2's gate means only; runs with --gate-mean or --gate-mean-source train alone"
     return None
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 RECORD_NAME = "record.json"
 CHECKPOINT_NAME = "checkpoint.pt"  # state after the last completed epoch (for resume)
 BEST_NAME = "best.pt"  # model with the best validation accuracy so far
+BEST_REFERENCE_NAME = "best_reference.pt"  # model with the best validation accuracy in its training state
 DONE_NAME = "done"  # marker written last, when the record is final (what Make targets depend on)
 
 

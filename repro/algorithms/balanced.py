@@ -52,6 +52,10 @@ class Guided(Algorithm):
             return REGULAR
         return DeviceFusion(torch.where(self.rebalancing, self.accelerated, -1))
 
+    def evaluation_fusion(self, epoch: int) -> Fusion:
+        """Alg. 1's state after the epoch's last step (regular after the warm-up epoch; one host sync)."""
+        return REBALANCE[int(self.accelerated)] if bool(self.rebalancing) else REGULAR
+
     @torch.no_grad()
     def after_step(self, fusion: Fusion | DeviceFusion) -> None:
         if self.warming_up:
@@ -106,3 +110,12 @@ class RandomBalance(Algorithm):
         if self.warming_up:
             return REGULAR
         return self.CHOICES[int(torch.randint(3, (), generator=self.generator))]
+
+    def evaluation_fusion(self, epoch: int) -> Fusion:
+        """A kind drawn uniformly, as the reference code's callback draws one after every step past the warm-up
+        (regular after a warm-up epoch). The draw comes from a stream of its own, seeded by (seed, epoch), so the
+        training steps' draws, and the records of runs made before this existed, do not change."""
+        if epoch <= self.cfg.warmup_epochs:
+            return REGULAR
+        generator = torch.Generator().manual_seed(seed_for(self.cfg.seed, "evaluation-state", epoch))
+        return self.CHOICES[int(torch.randint(3, (), generator=generator))]

@@ -65,6 +65,13 @@ class Algorithm(nn.Module):
     def after_step(self, fusion: Fusion) -> None:
         """Called after every optimizer step, with the fusion the step used."""
 
+    def evaluation_fusion(self, epoch: int) -> Fusion | None:
+        """The fusion this algorithm's next training step would take, after training epoch ``epoch``: the state
+        the authors' code evaluates validation and test in (it never resets its balancing callback's fusion
+        before evaluating; docs/fidelity.md). None: the algorithm always steps regularly, so the standard
+        evaluation is the reference evaluation too and no second validation pass is needed."""
+        return None
+
     # --- shared ---------------------------------------------------------------------------------------------
     @property
     def warming_up(self) -> bool:

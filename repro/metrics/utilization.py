@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from ..models.fusion import CUT, REGULAR
+from ..models.fusion import CUT, REGULAR, Fusion
 from ..models.mmtm import squeeze
 
 
@@ -55,9 +55,12 @@ def compute_squeeze_means(model: nn.Module, batches: Iterable[tuple[tuple[Tensor
 
 @torch.no_grad()
 def branch_accuracies(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ...], Tensor]],
-                      unimodal: bool = True) -> dict[str, float]:
+                      unimodal: bool = True, fusion: Fusion = REGULAR) -> dict[str, float]:
     """Accuracies in percent of y_hat, of each branch (f0, f1) and, with ``unimodal``, of f'0 and f'1.
-    The squeeze means must have been computed first (:func:`compute_squeeze_means`)."""
+    The squeeze means must have been computed first (:func:`compute_squeeze_means`). ``fusion``: the fusion of
+    the passes for y_hat, f0 and f1 (regular, or a re-balancing state for the reference evaluation)."""
+    if unimodal and not fusion.is_regular:
+        raise ValueError("the uni-modal models of A.1 are derived from the regular fusion")
     names = ["acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal"]
     was_training = model.training
     model.eval()
@@ -65,7 +68,7 @@ def branch_accuracies(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ..
     n, used = 0, 1
     try:
         for inputs, y in batches:
-            out = model(*inputs, fusion=REGULAR)
+            out = model(*inputs, fusion=fusion)
             hits = [out.prediction.argmax(1) == y]
             if len(out.logits) == 2:
                 hits += [lg.argmax(1) == y for lg in out.logits]

@@ -41,6 +41,13 @@ class Fusion:
         """-1 for a regular step (or a cut pass), k for a re-balancing step on m_k (as :class:`DeviceFusion`)."""
         return -1 if self.rebalance is None else self.rebalance
 
+    @property
+    def state(self) -> str:
+        """The name a record gives this fusion as a training state: ``regular``, ``rebalance_m0``, ``rebalance_m1``."""
+        if self.cut:
+            raise ValueError("the cut of A.1 is an evaluation, not a training state")
+        return STATE_NAMES[self.code + 1]
+
 
 @dataclass(frozen=True)
 class DeviceFusion:
@@ -69,3 +76,11 @@ class DeviceFusion:
 REGULAR = Fusion()
 CUT = Fusion(cut=True)
 REBALANCE = (Fusion(rebalance=0), Fusion(rebalance=1))
+STATE_NAMES = ("regular", "rebalance_m0", "rebalance_m1")
+
+
+def fusion_for_state(name: str) -> Fusion:
+    """The fusion of a training state named in a record (the inverse of :attr:`Fusion.state`)."""
+    if name not in STATE_NAMES:
+        raise ValueError(f"unknown training state {name!r}; known: {', '.join(STATE_NAMES)}")
+    return (REGULAR, *REBALANCE)[STATE_NAMES.index(name)]

@@ -115,7 +115,7 @@ class PackedCMNISTNet:
         gate0 = torch.sigmoid(_linear(z, p[f"{name}.excite_a.weight"], p[f"{name}.excite_a.bias"]))
         gate1 = torch.sigmoid(_linear(z, p[f"{name}.excite_b.weight"], p[f"{name}.excite_b.bias"]))
         mean0, mean1, count = b[f"{name}.gate_mean_a"], b[f"{name}.gate_mean_b"], b[f"{name}.gate_count"]
-        if training:  # as MMTM._track_gates_where, per model
+        if training:  # as MMTM._track_gates(..., where=...), per model
             with torch.no_grad():
                 regular = code < 0
                 count += regular.long() * batch
