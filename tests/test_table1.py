@@ -43,7 +43,8 @@ from repro.report.table1 import (
 HERE = Path(__file__).parent
 RESULTS = HERE / "golden" / "table1_results"
 GOLDEN = HERE / "golden" / "table1"
-FILES = ("table1.md", "table1.tex", "table1.csv")
+FILES = ("table1.md", "table1.tex", "table1.csv", "table1-reference.md", "table1-reference.tex",
+         "table1-reference.csv")
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +203,22 @@ def test_cli(tmp_path):
     for name in FILES:
         assert f"wrote {tmp_path / name}" in result.output
         assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes()
+
+
+def test_reference_protocol_from_hand_written_records():
+    """test_reference where recorded (guided tested in a re-balancing state), a record without it counted as
+    missing and named in the notes, never averaged in."""
+    records, skipped = scan_records(RESULTS)
+    ref = build_table1(records, notes=[str(s) for s in skipped], protocol="reference")
+    guided = ref.cell("cmnist", "guided")
+    assert guided.seeds == (0, 1) and guided.accs == (95.0, 93.5)  # seed 1: the rerun (path sorts last)
+    assert guided.standard_accs == (90.0, 92.0) and guided.states == ("rebalance_m1", "rebalance_m1")
+    assert math.isclose(guided.acc_mean, 94.25)
+    vanilla = ref.cell("modelnet40", "vanilla")
+    assert vanilla.seeds == (0,) and ref.missing == {("modelnet40", "vanilla"): 1}
+    assert any("no test_reference in modelnet40/vanilla/seed1/record.json" in n for n in ref.notes)
+    assert ref.cell("cmnist", "vanilla").accs == build_table1(records).cell("cmnist", "vanilla").accs
+    assert "(1 without test_reference)" in to_markdown(ref)
+    assert build_table1(records).missing == {}  # every finished record has test.acc
+    with pytest.raises(ValueError, match="unknown protocol"):
+        build_table1(records, protocol="training")

@@ -6,6 +6,12 @@ std (ddof=1) of ``test.acc`` over seeds, with the number of seeds, the paper's v
 (from the unrounded mean). A last table gives the mean d_util (§3.2) and d_speed (§4.1), the paper's
 diagnostics (§5.2–5.4).
 
+Two evaluation protocols, from the same runs (docs/fidelity.md): ``standard`` (``test.acc``: regular fusion, the
+checkpoint chosen on regular validation; ``table1.*``) and ``reference`` (``test_reference.acc``: the checkpoint chosen
+on validation in the training state and tested in that state, as the authors' code computed its numbers;
+``table1-reference.*``, with both protocols side by side). A record without ``test_reference`` (made before it
+existed) is counted as missing in its cell and in the notes, never averaged in.
+
 Only Table-1 runs count: a record whose setting is not a Table-1 setting, whose algorithm is unknown, or
 whose two modalities are the same (an identical-modality analysis run of §5.2) is left out with a one-line
 note. Of several records for one (setting, algorithm, seed), the one whose path sorts last is kept, also
@@ -18,8 +24,9 @@ import csv
 import io
 import logging
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from repro.atomic import atomic_write_text
@@ -29,6 +36,8 @@ from repro.report.records import PATH_KEY, is_number, scan_records, why_unusable
 log = logging.getLogger(__name__)
 
 DASH = "—"  # shown for an empty entry in Markdown
+PROTOCOLS = ("standard", "reference")
+RESULT_KEY = {"standard": "test", "reference": "test_reference"}  # the record's entry each protocol reads
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Cell:
     accs: tuple[float, ...]  # test.acc, in the order of ``seeds``
     d_utils: tuple[float, ...]  # test.d_util of the runs that report it
     d_speeds: tuple[float, ...]  # test.d_speed of the runs that report it
+    standard_accs: tuple[float, ...] = ()  # reference protocol: the same runs' test.acc
+    states: tuple[str, ...] = ()  # reference protocol: the training state each kept checkpoint was tested in
 
     @property
     def n(self) -> int:
@@ -80,6 +91,8 @@ class Table1:
     settings: tuple[str, ...]
     cells: dict[tuple[str, str], Cell]
     notes: tuple[str, ...]
+    protocol: str = "standard"
+    missing: dict[tuple[str, str], int] = field(default_factory=dict)  # runs without this protocol's result
 
     def cell(self, setting: str, algorithm: str) -> Cell | None:
         return self.cells.get((setting, algorithm))
@@ -113,8 +126,11 @@ def _why_not_table1(record: dict) -> str | None:
     return None
 
 
-def build_table1(records: Iterable[dict], *, notes: Sequence[str] = ()) -> Table1:
-    """Summarise finished Table-1 runs per (setting, algorithm); ``notes`` (e.g. skipped files) come first."""
+def build_table1(records: Iterable[dict], *, notes: Sequence[str] = (), protocol: str = "standard") -> Table1:
+    """Summarise finished Table-1 runs per (setting, algorithm) under an evaluation ``protocol`` (see the module's
+    docstring); ``notes`` (e.g. skipped files) come first."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     out_notes = list(notes)
     # Stable sort by path: deterministic whatever order the caller passes, and "path sorts last" wins below.
     ordered = sorted(records, key=lambda r: r.get(PATH_KEY, ""))
@@ -131,25 +147,38 @@ def build_table1(records: Iterable[dict], *, notes: Sequence[str] = ()) -> Table
             )
         kept[key] = record
 
+    key = RESULT_KEY[protocol]
     cells: dict[tuple[str, str], Cell] = {}
+    missing: dict[tuple[str, str], int] = {}
     for setting in SETTINGS:
         for algorithm in ALGORITHMS:
             runs = sorted((k[2], r) for k, r in kept.items() if k[:2] == (setting, algorithm))
+            lacking = [r for _, r in runs if not is_number((r.get(key) or {}).get("acc"))]
+            for r in lacking:
+                out_notes.append(f"no {key} in {_name(r)} (recorded before both protocols were): not averaged")
+            if lacking:
+                missing[(setting, algorithm)] = len(lacking)
+            runs = [(seed, r) for seed, r in runs if is_number((r.get(key) or {}).get("acc"))]
             if not runs:
                 continue
             tests = [r["test"] for _, r in runs]
+            results = [r[key] for _, r in runs]
+            reference = protocol == "reference"
             cells[(setting, algorithm)] = Cell(
                 setting=setting,
                 algorithm=algorithm,
                 seeds=tuple(seed for seed, _ in runs),
-                accs=tuple(float(t["acc"]) for t in tests),
-                d_utils=tuple(float(t["d_util"]) for t in tests if is_number(t.get("d_util"))),
-                d_speeds=tuple(float(t["d_speed"]) for t in tests if is_number(t.get("d_speed"))),
+                accs=tuple(float(t["acc"]) for t in results),
+                d_utils=tuple(float(t["d_util"]) for t in tests if is_number(t.get("d_util"))) if not reference else (),
+                d_speeds=tuple(float(t["d_speed"]) for t in tests if is_number(t.get("d_speed"))) if not reference
+                else (),
+                standard_accs=tuple(float(t["acc"]) for t in tests) if reference else (),
+                states=tuple(str(t.get("state")) for t in results) if reference else (),
             )
-    settings = tuple(s for s in SETTINGS if any(k[0] == s for k in cells))
+    settings = tuple(s for s in SETTINGS if any(k[0] == s for k in cells) or any(k[0] == s for k in missing))
     for note in out_notes[len(notes) :]:
         log.info("table1: %s", note)
-    return Table1(settings=settings, cells=cells, notes=tuple(out_notes))
+    return Table1(settings=settings, cells=cells, notes=tuple(out_notes), protocol=protocol, missing=missing)
 
 
 # --- number formatting (shared by all writers, so they always agree) ---
@@ -200,17 +229,48 @@ _MD_PAPER = (
 _MD_DIAG = "Diagnostics, same runs: mean d_util (§3.2, on the test set) and mean d_speed (§4.1)."
 
 
+_MD_REFERENCE = (
+    "Reference evaluation, as the authors' code computed its numbers (docs/fidelity.md): mean ± sample std of "
+    "`test_reference.acc` over seeds, the checkpoint with the best validation accuracy *in the algorithm's training "
+    "state* (the fusion its next step would take), tested in that state. Vanilla and RUBi have no training state: "
+    "their two protocols agree by construction."
+)
+_MD_SEE_REFERENCE = (
+    "The same runs under the reference evaluation (the authors' code's protocol, docs/fidelity.md): "
+    "`table1-reference.md`."
+)
+_MD_BOTH = (
+    "Both protocols, same runs: mean test accuracy (%) under the standard evaluation (`test.acc`) and the reference "
+    "evaluation (`test_reference.acc`), and the training states the kept checkpoints were tested in."
+)
+
+
+def _md_ours(cell: Cell | None, missing: int, key: str) -> str:
+    text = DASH if cell is None else f"{_ours(cell)} (n={cell.n})"
+    return text + (f" ({missing} without {key})" if missing else "")
+
+
+def _states(cell: Cell) -> str:
+    counts = Counter(cell.states)
+    return ", ".join(f"{state} ×{counts[state]}" for state in sorted(counts))
+
+
 def to_markdown(table: Table1) -> str:
-    """Three Markdown tables (ours; paper with Δ; d_util/d_speed diagnostics) and the notes."""
+    """Markdown tables (ours; paper with Δ; then the d_util/d_speed diagnostics for the standard protocol, or both
+    protocols side by side for the reference one) and the notes."""
+    reference = table.protocol == "reference"
     lines = [
-        "# Table 1: test accuracy (%), ours vs. Wu et al. (ICML 2022, §5.4)",
+        "# Table 1"
+        + (", reference evaluation" if reference else "")
+        + ": test accuracy (%), ours vs. Wu et al. (ICML 2022, §5.4)",
         "",
     ]
     if not table.settings:
         lines += ["No finished Table-1 runs were found.", ""]
     else:
         header = ["Algorithm"] + [SETTINGS[s] for s in table.settings]
-        lines += [_MD_OURS, ""]
+        lines += ([_MD_REFERENCE, ""] if reference else []) + [_MD_OURS.replace("test.acc", RESULT_KEY[table.protocol]
+                                                                                + ".acc"), ""]
         ours_rows = []
         paper_rows = []
         for alg, alg_name in ALGORITHMS.items():
@@ -218,25 +278,44 @@ def to_markdown(table: Table1) -> str:
             for s in table.settings:
                 cell = table.cell(s, alg)
                 paper = _paper(TABLE1[(s, alg)])
-                ours_row.append(DASH if cell is None else f"{_ours(cell)} (n={cell.n})")
+                ours_row.append(_md_ours(cell, table.missing.get((s, alg), 0), RESULT_KEY[table.protocol]))
                 paper_row.append(paper if cell is None else f"{paper} (Δ {fmt_signed(cell.diff)})")
             ours_rows.append(ours_row)
             paper_rows.append(paper_row)
         lines += _md_table(header, ours_rows)
         lines += ["", _MD_PAPER, ""]
         lines += _md_table(header, paper_rows)
-        lines += ["", _MD_DIAG, ""]
-        diag_rows = [
-            [
-                SETTINGS[c.setting],
-                ALGORITHMS[c.algorithm],
-                str(c.n),
-                _md_diag(c.d_utils, c.n),
-                _md_diag(c.d_speeds, c.n),
+        if reference:
+            lines += ["", _MD_BOTH, ""]
+            rows = [
+                [
+                    SETTINGS[c.setting],
+                    ALGORITHMS[c.algorithm],
+                    str(c.n),
+                    fmt(statistics.fmean(c.standard_accs)),
+                    fmt(c.acc_mean),
+                    fmt_signed(c.acc_mean - statistics.fmean(c.standard_accs)),
+                    _paper(c.paper),
+                    _states(c),
+                ]
+                for c in table.cells.values()
             ]
-            for c in table.cells.values()
-        ]
-        lines += _md_table(["Setting", "Algorithm", "n", "mean d_util", "mean d_speed"], diag_rows)
+            lines += _md_table(["Setting", "Algorithm", "n", "standard", "reference", "reference − standard",
+                                "paper", "states tested in"], rows)
+        else:
+            lines += ["", _MD_DIAG, ""]
+            diag_rows = [
+                [
+                    SETTINGS[c.setting],
+                    ALGORITHMS[c.algorithm],
+                    str(c.n),
+                    _md_diag(c.d_utils, c.n),
+                    _md_diag(c.d_speeds, c.n),
+                ]
+                for c in table.cells.values()
+            ]
+            lines += _md_table(["Setting", "Algorithm", "n", "mean d_util", "mean d_speed"], diag_rows)
+            lines += ["", _MD_SEE_REFERENCE]
         lines.append("")
     if table.notes:
         lines += ["Notes:", ""] + [f"- {note}" for note in table.notes] + [""]
@@ -271,6 +350,8 @@ def to_latex(table: Table1) -> str:
     """A booktabs ``tabular``: per setting, our mean ± std (with n) beside the paper's value."""
     lines = [
         "% Table 1 of Wu et al. (ICML 2022, section 5.4): test accuracy (%), ours beside the paper's.",
+        *(["% Reference evaluation (test_reference): tested in the training state, as the authors' code."]
+          if table.protocol == "reference" else []),
         "% Ours: mean $\\pm$ sample std over seeds (n = number of seeds).",
         f"% Paper: mean $\\pm$ std over {PAPER_RUNS} runs.",
         "% Generated by repro.report.table1 (do not edit); needs \\usepackage{booktabs}.",
@@ -321,15 +402,23 @@ def _opt(x: float | None, decimals: int = 4) -> str:
     return "" if x is None else fmt(x, decimals)
 
 
+REFERENCE_CSV_COLUMNS = ("standard_acc_mean", "missing", "states")
+
+
 def to_csv(table: Table1) -> str:
     """Long format: one row per non-empty (setting, algorithm), paper's order; empty field = not available.
 
-    Our numbers carry 4 decimals, the paper's the 2 it prints; ``seeds`` is ``;``-separated and ascending.
+    Our numbers carry 4 decimals, the paper's the 2 it prints; ``seeds`` is ``;``-separated and ascending. The
+    reference protocol's file adds the same runs' standard mean, the count of runs without ``test_reference`` and
+    the states their checkpoints were tested in (``;``-separated, in the order of ``seeds``).
     """
+    reference = table.protocol == "reference"
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow(CSV_COLUMNS + (REFERENCE_CSV_COLUMNS if reference else ()))
     for c in table.cells.values():
+        extra = [fmt(statistics.fmean(c.standard_accs), 4), table.missing.get((c.setting, c.algorithm), 0),
+                 ";".join(c.states)] if reference else []
         writer.writerow(
             [
                 c.setting,
@@ -343,6 +432,7 @@ def to_csv(table: Table1) -> str:
                 _opt(c.d_util_mean),
                 _opt(c.d_speed_mean),
                 ";".join(str(s) for s in c.seeds),
+                *extra,
             ]
         )
     return buf.getvalue()
@@ -352,17 +442,20 @@ def to_csv(table: Table1) -> str:
 
 
 def write_table1(results_dir: str | Path, out_dir: str | Path) -> dict[str, Path]:
-    """Build Table 1 from every ``record.json`` under ``results_dir``; write ``table1.{md,tex,csv}``.
+    """Build Table 1 from every ``record.json`` under ``results_dir`` under both evaluation protocols; write
+    ``table1.{md,tex,csv}`` (standard) and ``table1-reference.{md,tex,csv}`` (reference).
 
-    Files that could not be used are listed in the notes of ``table1.md``. Returns ``{"md": ..., "tex": ...,
-    "csv": ...}``.
+    Files that could not be used are listed in the notes of the Markdown files. Returns ``{"md": ..., "tex": ...,
+    "csv": ..., "reference.md": ..., "reference.tex": ..., "reference.csv": ...}``.
     """
     records, skipped = scan_records(results_dir)
-    table = build_table1(records, notes=[str(s) for s in skipped])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for ext, render in (("md", to_markdown), ("tex", to_latex), ("csv", to_csv)):
-        paths[ext] = out / f"table1.{ext}"
-        atomic_write_text(paths[ext], render(table))
+    for protocol, suffix in (("standard", ""), ("reference", "-reference")):
+        table = build_table1(records, notes=[str(s) for s in skipped], protocol=protocol)
+        for ext, render in (("md", to_markdown), ("tex", to_latex), ("csv", to_csv)):
+            key = ext if protocol == "standard" else f"reference.{ext}"
+            paths[key] = out / f"table1{suffix}.{ext}"
+            atomic_write_text(paths[key], render(table))
     return paths
