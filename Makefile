@@ -10,7 +10,11 @@ REPRO    := $(BIN)/repro
 
 DATA       ?= data
 RESULTS    ?= results
-RUNS       := $(RESULTS)/table1/runs
+# PROTOCOL=reference trains with the authors' code's gate means (--protocol reference, docs/fidelity.md) into
+# results/table1-reference/; every run records both evaluation protocols either way.
+PROTOCOL   ?= paper
+TABLE1     := $(RESULTS)/table1$(if $(filter reference,$(PROTOCOL)),-reference)
+RUNS       := $(TABLE1)/runs
 
 # Raw datasets (not downloadable by script): set these to include ModelNet40 / NVGesture.
 MODELNET40_RAW    ?=
@@ -76,7 +80,8 @@ $(DATA)/nvgesture.h5: | $(INSTALLED)
 # --- Training: one run per (setting, algorithm, seed) in $(RUNS)/<setting>/<algorithm>/seed<N>/ ---
 # $(call train,DATASET,SETTING,ALGORITHM/seedN): the run's command; resumes from its checkpoint if interrupted.
 train = $(REPRO) train --dataset $(1) --setting $(2) --algorithm $(word 1,$(subst /, ,$(3))) \
-	--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$(3)))) --threads $(THREADS) --out $(RUNS)/$(2)/$(3) $(TRAIN_ARGS)
+	--seed $(patsubst seed%,%,$(word 2,$(subst /, ,$(3)))) --protocol $(PROTOCOL) --threads $(THREADS) \
+	--out $(RUNS)/$(2)/$(3) $(TRAIN_ARGS)
 
 $(RUNS)/cmnist/%/done: $(DATA)/cmnist.h5 | $(INSTALLED)
 	$(call train,cmnist,cmnist,$*) --data $<
@@ -104,16 +109,16 @@ TABLE1_RUNS := $(foreach t,$(TABLE1_SETTINGS),$(foreach a,$(ALGORITHMS),$(foreac
 
 table1-runs: $(TABLE1_RUNS)  ## train what is missing of Table 1 (every setting present, SEEDS x ALGORITHMS)
 
-$(RESULTS)/table1/table1.md: $(TABLE1_RUNS)
-	$(REPRO) table1 --results $(RUNS) --out $(RESULTS)/table1
+$(TABLE1)/table1.md: $(TABLE1_RUNS)
+	$(REPRO) table1 --results $(RUNS) --out $(TABLE1)
 
-table1: $(RESULTS)/table1/table1.md  ## train what is missing of Table 1, then write results/table1/
+table1: $(TABLE1)/table1.md  ## train what is missing of Table 1, then write results/table1/ (both evaluation protocols; PROTOCOL=reference: results/table1-reference/)
 
 figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs (results/figures/table1/)
-	$(REPRO) figures --results $(RUNS) --out $(RESULTS)/figures/table1
+	$(REPRO) figures --results $(RUNS) --out $(RESULTS)/figures/$(notdir $(TABLE1))
 
 # --- Sweeps: the studies of Figs. 2-4 and A.2-A.7 (repro sweep --help); resumable, failed runs kept apart ---
-sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)
+sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance, protocol), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)
 	$(REPRO) sweep $(SWEEP) --launcher $(LAUNCHER) --budget $(BUDGET) --workers $(WORKERS) --threads $(THREADS) \
 		--pack $(PACK) --results $(SWEEPS) --data-dir $(DATA)
 

@@ -15,7 +15,7 @@ from repro.report.figures import write_figures
 from repro.report.studies import load_rows
 
 GOLDEN = Path(__file__).parent / "golden" / "sweep_results"
-STUDIES = ("guided-vs-vanilla", "l1", "lr-greedy", "lr-vs-dutil", "tolerance", "window")
+STUDIES = ("guided-vs-vanilla", "l1", "lr-greedy", "lr-vs-dutil", "protocol", "tolerance", "window")
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,17 @@ def test_bootstrap_interval_and_rank_correlation():
     x, y = [1.0, 2.0, 3.0, 4.0], [0.1, 0.4, 0.2, 0.9]
     assert spearman(x, y)[0] == pytest.approx(stats.spearmanr(x, y).statistic) == pytest.approx(0.8)
     assert spearman(x, [1.0] * 4) == (None, None)
+
+
+def test_protocol_table_reads_both_evaluations_per_variant(built):
+    """Means by construction (make_sweep_results.PROTOCOL_ACCS: seed 1 = seed 0 + 2, so sd = 1.41)."""
+    out, _ = built
+    index = (out / "protocol-small" / "index.md").read_text()
+    header = ("| algorithm | paper | default: standard | default: reference | all-passes: standard | "
+              "all-passes: reference | reference: standard | reference: reference |")
+    assert header in index
+    assert ("| guided | 91.01 ± 1.20 | 74.00 ± 1.41 (n=2) | 93.00 ± 1.41 (n=2) | 73.00 ± 1.41 (n=2) | "
+            "94.00 ± 1.41 (n=2) | 71.00 ± 1.41 (n=2) | 91.00 ± 1.41 (n=2) |") in index
+    assert ("| vanilla | 45.26 ± 0.46 | 46.00 ± 1.41 (n=2) | 46.00 ± 1.41 (n=2) | = default | = default | "
+            "= default | = default |") in index
+    assert "| cmnist | mono+gray | random | reference | 2 |" in index  # the generic table, per variant

@@ -45,7 +45,8 @@ def sweep_cmd(name: str, launcher: str, budget: str, results: Path, data_dir: Pa
               timeout_min: int, gpus_per_task: int, cpus_per_task: int, mem_gb: int, runs_per_task: int,
               array_parallelism: int, wait: bool) -> None:
     """Run study NAME (lr-greedy: Fig. 2/A.2, lr-vs-dutil: A.3, guided-vs-vanilla: Fig. 4, random-vs-vanilla: A.7,
-    l1: Fig. 3/A.4, window: A.5, tolerance: A.6) on every dataset whose prepared data is present.
+    l1: Fig. 3/A.4, window: A.5, tolerance: A.6, protocol: Table 1's evaluation protocols, docs/fidelity.md) on
+    every dataset whose prepared data is present.
 
     Re-launching runs only what is not done; failed runs are rerun only with --retry-failed. Figures:
     `repro figures --results RESULTS --out DIR`."""

@@ -9,6 +9,8 @@ its runs (``<results>/runs/<name>/record.json``). One folder per manifest, one P
 - ``lr-vs-dutil`` (Fig. A.3): d_util against the learning rate (log axis).
 - ``l1`` (Fig. 3, Fig. A.4): |d_util| and |d_speed| against log10 λ, against R(f), and R(f) against log10 λ.
 - ``window`` (Fig. A.5), ``tolerance`` (Fig. A.6): d_util and test accuracy against Q, against α / |E[d_util]|.
+- ``protocol`` (Table 1, docs/fidelity.md): test accuracy under both evaluation protocols per algorithm and
+  gate-mean variant (:mod:`repro.report.protocol`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from repro.atomic import atomic_write_text  # noqa: E402
 from repro.report.figures import METRICS, _panel, _save  # noqa: E402
+from repro.report.protocol import protocol_figure, protocol_table  # noqa: E402
 from repro.report.records import is_number, why_unusable  # noqa: E402
 
 MANIFEST_DIR = "studies"
@@ -38,7 +41,8 @@ def manifests(results_dir: str | Path) -> list[Path]:
 
 def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], Counter]:
     """One row per finished two-branch run of the manifest: its manifest entry (dataset, algorithm, modalities,
-    pair, params) plus ``d_util``, ``d_speed``, ``acc``, ``r_f`` from its record (None where not finite). Also why
+    pair, params) plus ``d_util``, ``d_speed``, ``acc``, ``r_f`` and ``acc_reference`` (``test_reference.acc``)
+    from its record (None where not finite). Also why
     the other members are left out: ``not started``, ``unfinished``, ``failed``, ``no finite d_util``."""
     rows, left_out = [], Counter()
     for run in manifest["runs"]:
@@ -59,6 +63,8 @@ def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], Coun
             row = {k: run[k] for k in ("dataset", "algorithm", "modalities", "pair")}
             row.update(run["params"])
             row.update({k: test[k] if is_number(test.get(k)) else None for k in ("d_util", "d_speed", "acc", "r_f")})
+            reference = record.get("test_reference") or {}
+            row["acc_reference"] = reference["acc"] if is_number(reference.get("acc")) else None
             rows.append(row)
     return rows, left_out
 
@@ -180,11 +186,13 @@ def figure_for(study: str, dataset: str, rows: list[dict]):
         return sensitivity(study, dataset, rows, "window", "re-balancing window Q")
     if study == "tolerance":
         return sensitivity(study, dataset, rows, "alpha_fraction", "α / |E[d_util]|")
+    if study == "protocol":
+        return protocol_figure(study, dataset, rows)
     raise ValueError(f"no figure for study {study!r}")
 
 
 # --- the index ----------------------------------------------------------------------------------------------------
-SWEPT = ("lr", "l1", "window", "alpha_fraction")
+SWEPT = ("lr", "l1", "window", "alpha_fraction", "variant")
 
 
 def _index(manifest: dict, rows: list[dict], left_out: Counter, figures: list[str]) -> str:
@@ -211,6 +219,9 @@ def _index(manifest: dict, rows: list[dict], left_out: Counter, figures: list[st
             mean, sd = _mean_sd(values) if values else (float("nan"), 0.0)
             cells.append(f"{mean:+.3f} ± {sd:.3f}" if m != "acc" else f"{mean:.2f} ± {sd:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
+    if manifest["study"] == "protocol":
+        for dataset, dataset_rows in _by_dataset(rows).items():
+            lines += [""] + protocol_table(dataset, dataset_rows)
     lines += [""] + [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 

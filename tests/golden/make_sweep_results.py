@@ -6,6 +6,8 @@ checkpoints) with values chosen so the figure and conjecture tests know the answ
 - guided-vs-vanilla: the lr-greedy vanilla runs plus guided runs with d_util near 0.
 - l1: |d_util| and R(f) strictly increasing with λ (ρ(R(f), |d_util|) = +1).
 - window, tolerance: guided runs, one per value.
+- protocol: vanilla (default variant only), random and guided × {default, all-passes, reference} × 2 seeds, with
+  ``test_reference``: means known by construction (see ``PROTOCOL_ACCS``).
 - One manifest member has no record, one is unfinished, one failed (counted as missing, never plotted).
 
 Run from the repository root: ``python tests/golden/make_sweep_results.py``.
@@ -19,6 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent / "sweep_results"
 LRS = (0.0001, 0.001, 0.01, 0.1)
+#: protocol study: (algorithm, variant) -> (test.acc, test_reference.acc) of seed 0; seed 1 adds 2 to both.
+PROTOCOL_ACCS = {
+    ("vanilla", "default"): (45.0, 45.0),
+    ("random", "default"): (66.0, 84.0), ("random", "all-passes"): (60.0, 80.0), ("random", "reference"): (58.0, 76.0),
+    ("guided", "default"): (73.0, 92.0), ("guided", "all-passes"): (72.0, 93.0), ("guided", "reference"): (70.0, 90.0),
+}
 
 
 def record(dataset, algorithm, modalities, seed, d_util, status="done", acc=50.0, r_f=0.0, **config):
@@ -68,6 +76,11 @@ def main() -> None:
         add("tolerance", f"cmnist-guided-mono+gray-a{f:g}",
             record("cmnist", "guided", "mono,gray", 0, round(0.3 * f, 3), acc=90.0 - f, alpha=0.3 * f),
             alpha_fraction=f, alpha=round(0.3 * f, 3), seed=0)
+    for (algorithm, variant), (acc, acc_reference) in PROTOCOL_ACCS.items():
+        for seed in (0, 1):
+            rec = record("cmnist", algorithm, "mono,gray", seed, 0.1, acc=acc + 2 * seed)
+            rec["test_reference"] = {"acc": acc_reference + 2 * seed, "state": "rebalance_m1", "epoch": 3}
+            add("protocol", f"cmnist-{algorithm}-mono+gray-{variant}-{seed}", rec, variant=variant, seed=seed)
     # Manifest members that must not be plotted: never started, unfinished, failed.
     manifests["lr-greedy"].append({"dir": "runs/cmnist-vanilla-mono+gray-absent", "spec_hash": "absent",
                                    "dataset": "cmnist", "algorithm": "vanilla", "modalities": "mono,gray",
@@ -83,7 +96,7 @@ def main() -> None:
         path.write_text(json.dumps(rec, indent=1) + "\n")
     figures = {"lr-greedy": "Fig. 2, Fig. A.2 (§5.2)", "lr-vs-dutil": "Fig. A.3 (§5.2)",
                "guided-vs-vanilla": "Fig. 4 (§5.4)", "l1": "Fig. 3, Fig. A.4 (§5.3)", "window": "Fig. A.5",
-               "tolerance": "Fig. A.6"}
+               "tolerance": "Fig. A.6", "protocol": "Table 1 (docs/fidelity.md)"}
     for study, runs in manifests.items():
         manifest = {"study": study, "budget": "small", "figure": figures[study], "title": f"miniature {study}",
                     "datasets": ["cmnist"], "skipped": {}, "runs": runs}
