@@ -85,6 +85,18 @@ def test_make_table1_plans_only_the_missing_runs(tmp_path):
     assert f"--out {variables['RESULTS']}/table1/runs/cmnist/vanilla/seed1" in train
 
 
+def test_make_table1_protocol_reference_trains_into_its_own_folders(tmp_path):
+    variables = _layout(tmp_path, done=("cmnist/vanilla/seed0", "cmnist/vanilla/seed1", "cmnist/guided/seed0",
+                                        "cmnist/guided/seed1"))
+    results = variables["RESULTS"]
+    assert _plan(["make", "-n", "table1"], variables)[-1].startswith(f"{variables['VENV']}/bin/repro table1")
+    plan = _plan(["make", "-n", "table1", "PROTOCOL=reference"], variables)  # the paper-protocol runs don't count
+    assert len(_runs(plan)) == 4
+    train = next(line for line in plan if " train " in line)
+    assert "--protocol reference" in train and f"--out {results}/table1-reference/runs/cmnist/" in train
+    assert plan[-1].endswith(f"table1 --results {results}/table1-reference/runs --out {results}/table1-reference")
+
+
 def test_make_table1_includes_each_setting_whose_data_is_present(tmp_path):
     variables = _layout(tmp_path, data=("modelnet40.h5", "nvgesture.h5"), weights=True)
     plan = _plan(["make", "-n", "table1"], variables)

@@ -184,3 +184,14 @@ class _Wrap(torch.nn.Module):
 
     def mmtms(self) -> list[MMTM]:
         return [self.mmtm]
+
+
+def test_demo_table_prints_both_evaluation_protocols():
+    from repro.demo import _table
+
+    test = {"acc": 69.13, "d_util": 0.265, "u_m1_given_m0": 0.144, "u_m0_given_m1": -0.121, "d_speed": -0.352}
+    records = {"guided": {"test": test, "test_reference": {"acc": 90.07, "state": "rebalance_m1"},
+                          "epochs": [{}] * 12}}
+    table = _table(records)
+    assert "test acc (%), standard | test acc (%), reference [state]" in table
+    assert "| guided | 69.13 | 90.07 [rebalance_m1] | +0.265 |" in table
