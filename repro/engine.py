@@ -105,7 +105,9 @@ class Trainer:
         bundle: DatasetBundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit,
                                              cfg.eval_limit, workers=cfg.workers)
         self.splits = {k: v.to(self.device) for k, v in bundle.splits.items()}
-        self.eval_batch_size = bundle.eval_batch_size
+        # With the reference code's all-passes gate means every evaluation pass weighs one in them, so evaluation
+        # batches are the training batches' size, as the reference code's loaders are; else a memory setting only.
+        self.eval_batch_size = cfg.batch_size if cfg.gate_mean == "all-passes" else bundle.eval_batch_size
         self.data_provenance = {k: str(v) for k, v in bundle.provenance.items()}
         self._build_model(bundle)
 
