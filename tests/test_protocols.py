@@ -195,3 +195,18 @@ def test_demo_table_prints_both_evaluation_protocols():
     table = _table(records)
     assert "test acc (%), standard | test acc (%), reference [state]" in table
     assert "| guided | 69.13 | 90.07 [rebalance_m1] | +0.265 |" in table
+
+
+def test_reference_protocol_run_counts_every_pass(tiny_cmnist, tmp_path):
+    """--protocol reference end to end: the gate means of the saved state average over every training step and both
+    validation passes of every epoch (evaluation batches of the training size), branch 1's equal to branch 0's."""
+    cfg = _cfg(tiny_cmnist, algorithm="guided", protocol="reference")
+    record = train(cfg, tmp_path / "run")
+    assert record["status"] == "done" and record["test_reference"]["acc"] is not None
+    state = load_torch(tmp_path / "run" / CHECKPOINT_NAME)["algorithm"]
+    steps = sum(e["steps"] for e in record["epochs"])
+    val_passes = 2 * len(record["epochs"]) * -(-64 // cfg.batch_size)  # 64 validation samples, batches of 32
+    counts = {k: int(v) for k, v in state.items() if k.endswith("gate_count")}
+    assert counts and set(counts.values()) == {steps + val_passes}
+    for key in (k for k in state if k.endswith("gate_mean_a")):
+        assert torch.equal(state[key], state[key.replace("gate_mean_a", "gate_mean_b")])
