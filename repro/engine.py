@@ -192,7 +192,7 @@ class Trainer:
         reference = val if fusion is None else branch_accuracies(self.model, batches(self.eval_batch_size),
                                                                  unimodal=False, fusion=fusion)
         return {**{f"val_{k}": v for k, v in val.items()}, "eval_state": (fusion or REGULAR).state,
-                **{f"val_reference_{k}": v for k, v in reference.items()}}
+                **{f"val_reference_{k}": v for k, v in reference.items()}, "has_training_state": fusion is not None}
 
     def _state(self, epoch: int, record: dict, streak: int) -> dict:
         return {
@@ -243,6 +243,7 @@ class Trainer:
         """Stop-rule streak, LR schedule, best checkpoints (one per protocol), checkpoint and record after an epoch;
         the new streak."""
         streak = streak + 1 if stats.pop("train_all_correct") else 0
+        has_training_state = stats.pop("has_training_state")
         if self.scheduler is not None:
             self.scheduler.step(stats["train_loss"])
         if record["best_val_acc"] is None or stats["val_acc"] > record["best_val_acc"]:
@@ -251,7 +252,7 @@ class Trainer:
         best_reference = record.get("best_reference_val_acc")
         if best_reference is None or stats["val_reference_acc"] > best_reference:
             record.update(best_reference_epoch=epoch, best_reference_val_acc=stats["val_reference_acc"])
-            if self.algorithm.evaluation_fusion(epoch) is not None:  # else best.pt is this checkpoint too
+            if has_training_state:  # else best.pt is this checkpoint too
                 save_torch(self.out / BEST_REFERENCE_NAME, {"epoch": epoch, "state": stats["eval_state"],
                                                             "model": self.model.state_dict()})
         record["epochs"].append(stats)
