@@ -1,4 +1,4 @@
-"""NVGesture throughput figures for the README: ``python -m repro.bench_nvgesture --data FILE``.
+"""NVGesture throughput figures of docs/nvgesture.md: ``python -m repro.bench_nvgesture --data FILE``.
 
     loader_clips_per_s      training clips (64 frames, both modalities, random crop, uint8; the flips are applied
                             on the device, by ``batches``) delivered per second by the DataLoader, per worker count,

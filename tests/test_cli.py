@@ -1,5 +1,5 @@
 """The ``repro`` command line: configuration from options, train, bench keys (not timings: those are
-benchmarks, see README)."""
+benchmarks, see docs/performance.md)."""
 
 import json
 

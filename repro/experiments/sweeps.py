@@ -100,7 +100,7 @@ class Small:
 
 
 #: Budget ``small``. CMNIST is sized so that ``lr-greedy --budget small`` (10 lrs × 2 seeds × 3 pairs = 60 runs)
-#: takes about half an hour on a 2-core CPU with 2 workers × 1 thread (measured: README). The ModelNet40 and
+#: takes about half an hour on a 2-core CPU with 2 workers × 1 thread (measured: docs/sweeps.md). The ModelNet40 and
 #: NVGesture profiles are first guesses, not yet timed.
 SMALL: dict[str, Small] = {
     "cmnist": Small(lrs=10, seeds=2, lambdas=5, sensitivity_seeds=1,
@@ -113,7 +113,7 @@ SMALL: dict[str, Small] = {
 
 
 #: ``protocol --budget small`` on CMNIST: larger than the other studies' small profile, since the gap it measures
-#: only opens once guided has re-balanced for a few epochs (README: the 12-epoch demo shows it).
+#: only opens once guided has re-balanced for a few epochs (the 12-epoch `make demo` shows it).
 PROTOCOL_SMALL = {"cmnist": dict(train_limit=10000, eval_limit=2000, max_epochs=10)}
 #: The ``protocol`` study's variants: the reference code's gate-mean behaviours, one at a time (docs/fidelity.md).
 PROTOCOL_VARIANTS: dict[str, dict] = {
