@@ -56,4 +56,4 @@ for target in "${targets[@]}"; do
   echo "== make $target ($(date '+%F %T'))"
   make --no-print-directory "${make_args[@]}" "$target"
 done
-echo "== done ($(date '+%F %T')): results/table1/table1.md, results/figures/table1/"
+echo "== done ($(date '+%F %T')): results/table1/table1.md (standard evaluation), results/table1/table1-reference.md (both protocols, docs/fidelity.md), results/figures/table1/"
