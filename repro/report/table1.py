@@ -220,8 +220,8 @@ def _md_diag(values: tuple[float, ...], n: int) -> str:
     return s if len(values) == n else f"{s} (n={len(values)})"
 
 
-_MD_OURS = (
-    f"Ours: mean ± sample std (ddof=1) of `test.acc` over seeds; n = seeds (no std if n=1); {DASH} = no run."
+_MD_OURS = (  # .format(key=the record's entry read)
+    "Ours: mean ± sample std (ddof=1) of `{key}.acc` over seeds; n = seeds (no std if n=1); " + DASH + " = no run."
 )
 _MD_PAPER = (
     f"Paper: mean ± std over {PAPER_RUNS} runs; Δ = ours − paper (mean test accuracy, percentage points)."
@@ -269,8 +269,7 @@ def to_markdown(table: Table1) -> str:
         lines += ["No finished Table-1 runs were found.", ""]
     else:
         header = ["Algorithm"] + [SETTINGS[s] for s in table.settings]
-        lines += ([_MD_REFERENCE, ""] if reference else []) + [_MD_OURS.replace("test.acc", RESULT_KEY[table.protocol]
-                                                                                + ".acc"), ""]
+        lines += ([_MD_REFERENCE, ""] if reference else []) + [_MD_OURS.format(key=RESULT_KEY[table.protocol]), ""]
         ours_rows = []
         paper_rows = []
         for alg, alg_name in ALGORITHMS.items():
