@@ -54,7 +54,8 @@ test: lint  ## lint (code, Dockerfile, compose file), then run the test suite (C
 	$(BIN)/pytest -q
 
 lint: $(INSTALLED)  ## ruff over the code, hadolint over the Dockerfile, the Compose schema over docker-compose.yml
-	$(BIN)/ruff check repro data_prep tests
+	$(BIN)/ruff check repro data_prep tests scripts
+	$(BIN)/ruff format --check repro data_prep tests scripts
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 

@@ -29,8 +29,9 @@ FULL_OBJECTS = 9_843 + 2_468
 def bumpy_sphere(faces: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A UV sphere of about ``faces`` triangles with random low-frequency bumps and an elongated side."""
     n = max(4, int(np.sqrt(faces / 4)))
-    theta, phi = np.meshgrid(np.linspace(0, np.pi, n + 1)[1:-1], np.linspace(0, 2 * np.pi, 2 * n, endpoint=False),
-                             indexing="ij")
+    theta, phi = np.meshgrid(
+        np.linspace(0, np.pi, n + 1)[1:-1], np.linspace(0, 2 * np.pi, 2 * n, endpoint=False), indexing="ij"
+    )
     k = rng.integers(2, 6, size=3)
     r = 1 + 0.15 * np.sin(k[0] * theta) * np.cos(k[1] * phi + rng.random() * 6) + 0.3 * (np.cos(phi) > 0.7)
     pts = np.stack([r * np.sin(theta) * np.cos(phi), 1.5 * r * np.sin(theta) * np.sin(phi), r * np.cos(theta)], -1)
@@ -78,17 +79,21 @@ def main() -> None:
         log: list[str] = []
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
-        out = prepare_modelnet40(Path(tmp) / "m.h5", raw=root, workers=args.workers, progress=False,
-                                 log=log.append)
+        out = prepare_modelnet40(Path(tmp) / "m.h5", raw=root, workers=args.workers, progress=False, log=log.append)
         seconds = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0
         rate = float(re.search(r"([\d.]+) views/s", "\n".join(log)).group(1))
         per_object = out.stat().st_size / args.objects
     result = {
-        "objects": args.objects, "faces_per_mesh": args.faces, "workers": args.workers,
-        "off_bytes_per_mesh": round(mesh_bytes / args.objects), "render_views_per_s": rate,
-        "stage_seconds": round(seconds, 1), "stage_cpu_seconds": round(cpu, 1),
-        "views_per_cpu_s": round(args.objects * 12 / cpu, 1), "h5_bytes_per_object": round(per_object),
+        "objects": args.objects,
+        "faces_per_mesh": args.faces,
+        "workers": args.workers,
+        "off_bytes_per_mesh": round(mesh_bytes / args.objects),
+        "render_views_per_s": rate,
+        "stage_seconds": round(seconds, 1),
+        "stage_cpu_seconds": round(cpu, 1),
+        "views_per_cpu_s": round(args.objects * 12 / cpu, 1),
+        "h5_bytes_per_object": round(per_object),
         "full_dataset_hours": round(FULL_OBJECTS * 12 / rate / 3600, 2),
         "full_dataset_cpu_hours": round(FULL_OBJECTS * 12 * cpu / (args.objects * 12) / 3600, 2),
         "load_average_1min": os.getloadavg()[0],

@@ -103,14 +103,29 @@ def prep_cmnist(out, variance, seed, mnist_dir, source, cache_dir, force, no_ver
 
 
 @prep.command("nvgesture")
-@click.option("--raw", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="NVGesture folder: the two nvgesture_*_correct_cvpr2016_v2.lst lists and Video_data/.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=NVGESTURE_OUT, show_default=True,
-              help="Output HDF5 file (written as <out>.partial until complete; a killed run resumes).")
-@click.option("--seed", type=int, default=NVGESTURE_SEED, show_default=True,
-              help="Seed of the stratified 20% validation split.")
-@click.option("--size", type=int, default=FRAME_SIZE, show_default=True,
-              help="FOR TESTS ONLY: frame side after resizing (the paper: 256; crops are 7/8 of it).")
+@click.option(
+    "--raw",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="NVGesture folder: the two nvgesture_*_correct_cvpr2016_v2.lst lists and Video_data/.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=NVGESTURE_OUT,
+    show_default=True,
+    help="Output HDF5 file (written as <out>.partial until complete; a killed run resumes).",
+)
+@click.option(
+    "--seed", type=int, default=NVGESTURE_SEED, show_default=True, help="Seed of the stratified 20% validation split."
+)
+@click.option(
+    "--size",
+    type=int,
+    default=FRAME_SIZE,
+    show_default=True,
+    help="FOR TESTS ONLY: frame side after resizing (the paper: 256; crops are 7/8 of it).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if --out is up to date (discards a partial build).")
 def prep_nvgesture(raw, out, seed, size, force):
     """NVGesture RGB and depth clips (Molchanov et al. 2016; preprocessing of Wu et al. 2022, A.4)."""
@@ -123,16 +138,36 @@ def prep_nvgesture(raw, out, seed, size, force):
 
 
 @prep.command("modelnet40")
-@click.option("--raw", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="The ModelNet40 mesh tree (<class>/{train,test}/<class>_NNNN.off).")
-@click.option("--from-images", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Instead of --raw: an MVCNN image set (modelnet40_images_new_12x or modelnet40v1).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=MODELNET40_OUT,
-              show_default=True, help="Output HDF5 file.")
-@click.option("--skip-bad", is_flag=True, help="Leave out meshes that cannot be read (listed in the output's "
-              "'skipped' attribute) instead of failing.")
-@click.option("--preview", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write a contact sheet (one object per class x 12 views) to this PNG.")
+@click.option(
+    "--raw",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The ModelNet40 mesh tree (<class>/{train,test}/<class>_NNNN.off).",
+)
+@click.option(
+    "--from-images",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Instead of --raw: an MVCNN image set (modelnet40_images_new_12x or modelnet40v1).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=MODELNET40_OUT,
+    show_default=True,
+    help="Output HDF5 file.",
+)
+@click.option(
+    "--skip-bad",
+    is_flag=True,
+    help="Leave out meshes that cannot be read (listed in the output's 'skipped' attribute) instead of failing.",
+)
+@click.option(
+    "--preview",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write a contact sheet (one object per class x 12 views) to this PNG.",
+)
 @click.option("--workers", type=int, default=1, show_default=True, help="Rendering processes.")
 @click.option("--size", type=int, default=224, show_default=True, help="Image size (the paper: 224).")
 @click.option("--force", is_flag=True, help="Rebuild even if --out is up to date.")
@@ -142,8 +177,16 @@ def prep_modelnet40(raw, from_images, out, skip_bad, preview, workers, size, for
     from data_prep.preview import write_preview
 
     try:
-        prepare_modelnet40(out, raw=raw, from_images=from_images, skip_bad=skip_bad, size=size, workers=workers,
-                           force=force, log=lambda m: click.echo(m, err=True))
+        prepare_modelnet40(
+            out,
+            raw=raw,
+            from_images=from_images,
+            skip_bad=skip_bad,
+            size=size,
+            workers=workers,
+            force=force,
+            log=lambda m: click.echo(m, err=True),
+        )
         if preview is not None:
             click.echo(f"preview: {write_preview(out, preview)}", err=True)
     except PrepError as e:

@@ -187,13 +187,9 @@ def prepare_cmnist(
 
     arrays_hash = hashlib.sha256()
     with atomic_h5(out) as f:
-        for split in tqdm(
-            SPLITS, desc=f"colour+write {out.name}", unit="split", disable=not progress, leave=False
-        ):
+        for split in tqdm(SPLITS, desc=f"colour+write {out.name}", unit="split", disable=not progress, leave=False):
             gray, labels = parts[split]
-            mono, color, color_class = colorize(
-                gray, labels, split, PALETTE, variance, _split_rng(seed, split)
-            )
+            mono, color, color_class = colorize(gray, labels, split, PALETTE, variance, _split_rng(seed, split))
             arrays = {
                 "mono": mono,
                 "gray": gray[..., None],

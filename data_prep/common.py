@@ -89,9 +89,7 @@ def atomic_h5(out: str | os.PathLike) -> Iterator[h5py.File]:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise PrepError(
-            f"{out}: cannot create directory {out.parent} ({e.strerror}); choose another --out"
-        ) from e
+        raise PrepError(f"{out}: cannot create directory {out.parent} ({e.strerror}); choose another --out") from e
     tmp = temp_path_for(out)
     try:
         f = h5py.File(tmp, "w")

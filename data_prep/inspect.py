@@ -74,18 +74,14 @@ def describe(path: str | Path) -> dict:
     """
     path = Path(path)
     if not path.exists():
-        raise PrepError(
-            f"{path}: no such file; run the matching `repro prep ...` stage first or fix the path"
-        )
+        raise PrepError(f"{path}: no such file; run the matching `repro prep ...` stage first or fix the path")
     if not path.is_file() or not h5py.is_hdf5(path):
         raise PrepError(f"{path}: not an HDF5 file; point `repro inspect` at a file written by `repro prep`")
     try:
         with h5py.File(path, "r") as f:
             result = {"path": str(path), "attrs": _attrs(f), "splits": {}}
             root_arrays = {
-                k: {"shape": list(v.shape), "dtype": str(v.dtype)}
-                for k, v in f.items()
-                if isinstance(v, h5py.Dataset)
+                k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in f.items() if isinstance(v, h5py.Dataset)
             }
             if root_arrays:
                 result["root_arrays"] = root_arrays
@@ -110,9 +106,7 @@ def describe(path: str | Path) -> dict:
                     split["attrs"] = group_attrs
                 result["splits"][name] = split
     except OSError as e:
-        raise PrepError(
-            f"{path}: cannot read HDF5 ({e}); the file is damaged, rebuild it with --force"
-        ) from e
+        raise PrepError(f"{path}: cannot read HDF5 ({e}); the file is damaged, rebuild it with --force") from e
     return result
 
 

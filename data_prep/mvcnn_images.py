@@ -42,8 +42,10 @@ def _detect(root: Path, classes: list[str], splits) -> str:
                 for source, pattern in PATTERNS.items():
                     if pattern.match(f.name):
                         return source
-    raise PrepError(f"{root}: no MVCNN images found (expected <class>/<split>/<name>.obj.shaded_v001.png or "
-                    f"<name>_001.jpg); point --from-images at modelnet40_images_new_12x or modelnet40v1")
+    raise PrepError(
+        f"{root}: no MVCNN images found (expected <class>/<split>/<name>.obj.shaded_v001.png or "
+        f"<name>_001.jpg); point --from-images at modelnet40_images_new_12x or modelnet40v1"
+    )
 
 
 def list_image_set(root: Path, classes: list[str], splits, item_type) -> tuple[str, list]:

@@ -56,8 +56,7 @@ FORMAT_VERSION = 1
 MODALITIES = {"rgb": ("sk_color.avi", 3), "depth": ("sk_depth.avi", 1)}
 
 _WINDOW = re.compile(r"^(\w+):(\d+):(\d+)$")
-_LINE_FORMAT = ("path:./Video_data/class_XX/subjectN_rM depth:sk_depth:START:END color:sk_color:START:END "
-                "... label:N")
+_LINE_FORMAT = "path:./Video_data/class_XX/subjectN_rM depth:sk_depth:START:END color:sk_color:START:END ... label:N"
 
 
 @dataclass(frozen=True)
@@ -150,14 +149,21 @@ def build_recipe(raw: Path, *, seed: int, size: int) -> tuple[dict, dict[str, li
 
 
 def _check_videos(raw: Path, splits: dict[str, list[Sample]]) -> None:
-    missing = [(s, f) for part in splits.values() for s in part for f, _ in MODALITIES.values()
-               if not (raw / s.path / f).is_file()]
+    missing = [
+        (s, f)
+        for part in splits.values()
+        for s in part
+        for f, _ in MODALITIES.values()
+        if not (raw / s.path / f).is_file()
+    ]
     if missing:
         s, f = missing[0]
         split_of = "test" if any(s is t for t in splits["test"]) else "train"
-        raise PrepError(f"{raw / s.path / f}: missing video (line {s.list_line} of {LIST_FILES[split_of]}; "
-                        f"{len(missing)} of the listed videos are missing); put the complete NVGesture "
-                        f"Video_data/ under --raw")
+        raise PrepError(
+            f"{raw / s.path / f}: missing video (line {s.list_line} of {LIST_FILES[split_of]}; "
+            f"{len(missing)} of the listed videos are missing); put the complete NVGesture "
+            f"Video_data/ under --raw"
+        )
 
 
 def _create(partial: Path, recipe: dict, splits: dict[str, list[Sample]], frames: int, size: int) -> None:
@@ -170,8 +176,14 @@ def _create(partial: Path, recipe: dict, splits: dict[str, list[Sample]], frames
                 dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
                 dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
                 shape = (n, frames, size, size, channels)
-                group.create_dataset(modality, shape=shape, dtype=np.uint8, chunks=(1,) + shape[1:] if n else None,
-                                     dcpl=dcpl, fill_time="never")
+                group.create_dataset(
+                    modality,
+                    shape=shape,
+                    dtype=np.uint8,
+                    chunks=(1,) + shape[1:] if n else None,
+                    dcpl=dcpl,
+                    fill_time="never",
+                )
             group["label"] = np.array([s.label for s in samples], dtype=np.int64)
             group["window"] = np.array([(s.start, s.end) for s in samples], dtype=np.int32).reshape(n, 2)
             group["list_line"] = np.array([s.list_line for s in samples], dtype=np.int32)
@@ -216,7 +228,7 @@ def load_sample(raw: Path, sample: Sample, frames: int, size: int) -> tuple[dict
     out = {}
     for modality, clip in clips.items():
         full = np.zeros((frames, size, size, clip.shape[-1]), dtype=np.uint8)
-        full[before:before + n] = clip[:n]
+        full[before : before + n] = clip[:n]
         out[modality] = full
     return out, before + n + after, n
 
@@ -254,14 +266,14 @@ def prepare_nvgesture(
             raise PrepError(f"{partial}: another `repro prep nvgesture` is writing it; wait for it or stop it") from e
         except OSError as e:
             partial.unlink(missing_ok=True)
-            raise PrepError(f"{partial}: cannot write ({e}); check free space and permissions or choose another "
-                            f"--out") from e
+            raise PrepError(
+                f"{partial}: cannot write ({e}); check free space and permissions or choose another --out"
+            ) from e
         f = h5py.File(partial, "r+")
     t0 = time.perf_counter()
     total = sum(len(p) for p in splits.values())
     with f:
-        done_before = sum(int(f[name]["done"][:].sum()) if "done" in f[name] else len(splits[name])
-                          for name in SPLITS)
+        done_before = sum(int(f[name]["done"][:].sum()) if "done" in f[name] else len(splits[name]) for name in SPLITS)
         if done_before:
             log(f"{partial}: resuming, {done_before} of {total} samples already extracted")
         bar = tqdm(total=total, initial=done_before, desc=f"extract {out.name}", unit="clip", disable=not progress)
@@ -293,15 +305,23 @@ def prepare_nvgesture(
             arrays_hash.update(np.ascontiguousarray(f[name]["label"][:]).tobytes())
             if "done" in f[name]:
                 del f[name]["done"]
-        f.attrs.update({
-            "dataset": "nvgesture", "format_version": FORMAT_VERSION, "seed": int(seed),
-            "source": str(raw.resolve()), "arrays_checksum": arrays_hash.hexdigest(),
-            "decoder": f"PyAV {av.__version__}", "created_by": created_by(__name__),
-        })
+        f.attrs.update(
+            {
+                "dataset": "nvgesture",
+                "format_version": FORMAT_VERSION,
+                "seed": int(seed),
+                "source": str(raw.resolve()),
+                "arrays_checksum": arrays_hash.hexdigest(),
+                "decoder": f"PyAV {av.__version__}",
+                "created_by": created_by(__name__),
+            }
+        )
     partial.replace(out)
     counts = "/".join(str(len(splits[n])) for n in SPLITS)
-    log(f"{out}: wrote train/val/test = {counts} clips of {frames} frames at {size}x{size} "
-        f"(recipe_hash {rhash[:12]}) in {time.perf_counter() - t0:.1f} s")
+    log(
+        f"{out}: wrote train/val/test = {counts} clips of {frames} frames at {size}x{size} "
+        f"(recipe_hash {rhash[:12]}) in {time.perf_counter() - t0:.1f} s"
+    )
     if lacking:
         log(f"{out}: {len(lacking)} videos end inside their listed window, clips cut there: " + ", ".join(lacking))
     return out

@@ -122,12 +122,15 @@ def parse_off(text: str, path: str | Path = "<string>") -> tuple[np.ndarray, np.
         raise MeshError(path, f"cannot read the counts line {' '.join(rest)!r}; expected 'NV NF NE'")
     n_vertices, n_faces = counts[:2]
     if len(body) < n_vertices + n_faces:
-        raise MeshError(path, f"truncated: the header announces {n_vertices} vertices and {n_faces} faces, "
-                              f"the file has {len(body)} data lines")
+        raise MeshError(
+            path,
+            f"truncated: the header announces {n_vertices} vertices and {n_faces} faces, "
+            f"the file has {len(body)} data lines",
+        )
     if n_vertices == 0 or n_faces == 0:
         raise MeshError(path, f"no geometry ({n_vertices} vertices, {n_faces} faces)")
     vertices = _parse_vertices(body[:n_vertices], path)
-    triangles = _parse_faces(body[n_vertices:n_vertices + n_faces], n_vertices, path)
+    triangles = _parse_faces(body[n_vertices : n_vertices + n_faces], n_vertices, path)
     if len(triangles) == 0:
         raise MeshError(path, "every face is degenerate: nothing to render")
     return vertices, triangles

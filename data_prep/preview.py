@@ -12,8 +12,7 @@ import numpy as np
 from data_prep.common import PrepError
 
 
-def write_preview(h5_path: str | Path, png: str | Path, objects: int = 8, tile: int = 96,
-                  split: str = "test") -> Path:
+def write_preview(h5_path: str | Path, png: str | Path, objects: int = 8, tile: int = 96, split: str = "test") -> Path:
     """Rows: the first object of up to ``objects`` distinct classes in ``split``; columns: views 0..11
     (view 0 = front, view 6 = rear), each downscaled to ``tile`` pixels; the class name above each row."""
     from PIL import Image, ImageDraw
@@ -35,8 +34,7 @@ def write_preview(h5_path: str | Path, png: str | Path, objects: int = 8, tile: 
     draw = ImageDraw.Draw(sheet)
     for r, (i, v) in enumerate(zip(rows, views, strict=True)):
         y = r * (tile + label_h)
-        draw.text((2, y + 1), f"{classes[labels[i]]} ({names[i]}, {split}): views 0..11, 0 = front, 6 = rear",
-                  fill=255)
+        draw.text((2, y + 1), f"{classes[labels[i]]} ({names[i]}, {split}): views 0..11, 0 = front, 6 = rear", fill=255)
         for k in range(12):
             sheet.paste(Image.fromarray(v[k]).resize((tile, tile), Image.BILINEAR), (k * tile, y + label_h))
     png.parent.mkdir(parents=True, exist_ok=True)

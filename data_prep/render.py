@@ -61,11 +61,16 @@ void main() {{
 def recipe(size: int) -> dict:
     """Every rendering parameter, for the prep stage's recipe."""
     return {
-        "views": NUM_VIEWS, "azimuths_deg": list(AZIMUTHS), "elevation_deg": ELEVATION, "up": "+z",
+        "views": NUM_VIEWS,
+        "azimuths_deg": list(AZIMUTHS),
+        "elevation_deg": ELEVATION,
+        "up": "+z",
         "azimuth_origin": "-y, counter-clockwise (MATLAB view(az, el), as MVCNN render_views.m)",
-        "size": size, "projection": f"perspective, camera at {DISTANCE} bounding-sphere radii, margin {MARGIN}",
+        "size": size,
+        "projection": f"perspective, camera at {DISTANCE} bounding-sphere radii, margin {MARGIN}",
         "shading": f"flat, headlight, gray = {AMBIENT} + {DIFFUSE}|cos|, black background, 4x MSAA",
-        "centre": "bounding-box centre", "renderer": "moderngl/OpenGL 3.3 via EGL",
+        "centre": "bounding-box centre",
+        "renderer": "moderngl/OpenGL 3.3 via EGL",
     }
 
 

@@ -44,18 +44,24 @@ def read_window(path: str | Path, start: int, end: int, size: int, channels: int
                 if seen >= end:
                     break
                 if seen >= start:
-                    rgb = reformatter.reformat(frame, width=size, height=size, format="rgb24",
-                                               interpolation=INTERPOLATION)
+                    rgb = reformatter.reformat(
+                        frame, width=size, height=size, format="rgb24", interpolation=INTERPOLATION
+                    )
                     array = rgb.to_ndarray()
                     frames.append(array if channels == 3 else array[..., :channels])
                 seen += 1
     except av.FFmpegError as e:
-        raise PrepError(f"{path}: cannot decode ({type(e).__name__}: {e}); the file is damaged, download it "
-                        f"again") from e
+        raise PrepError(
+            f"{path}: cannot decode ({type(e).__name__}: {e}); the file is damaged, download it again"
+        ) from e
     if 0 < seen < min(end, announced):
-        raise PrepError(f"{path}: decodes to {seen} frames, its header announces {announced}; the file is "
-                        f"truncated or damaged, download it again")
+        raise PrepError(
+            f"{path}: decodes to {seen} frames, its header announces {announced}; the file is "
+            f"truncated or damaged, download it again"
+        )
     if not frames:
-        raise PrepError(f"{path}: holds {seen} frames, none in the listed window {start}:{end}; check the list "
-                        f"line or download the video again")
+        raise PrepError(
+            f"{path}: holds {seen} frames, none in the listed window {start}:{end}; check the list "
+            f"line or download the video again"
+        )
     return np.stack(frames), seen

@@ -33,8 +33,11 @@ from .algorithms import ALGORITHMS
 from .hparams import resolve
 from .models import build_model
 
-SHAPES = {"cmnist": ((3, 28, 28), (1, 28, 28), 10), "modelnet40": ((1, 224, 224), (1, 224, 224), 40),
-          "nvgesture": ((3, 64, 224, 224), (1, 64, 224, 224), 25)}
+SHAPES = {
+    "cmnist": ((3, 28, 28), (1, 28, 28), 10),
+    "modelnet40": ((1, 224, 224), (1, 224, 224), 40),
+    "nvgesture": ((3, 64, 224, 224), (1, 64, 224, 224), 25),
+}
 IN_MEMORY = ("cmnist", "modelnet40")  # held on the device as uint8: the timed epoch applies to these
 
 
@@ -102,9 +105,13 @@ def step_ratio(dataset: str, device: torch.device, rounds: int, steps: int, batc
         rebalancing += n
     ratio = statistics.median(g / v for g, v in zip(times_g, times_v, strict=True))
     med_g = statistics.median(times_g)
-    return {"vanilla_step_s": statistics.median(times_v), "guided_step_s": med_g,
-            "guided_over_vanilla_step": ratio, "guided_rebalancing_fraction": rebalancing / (rounds * steps),
-            "train_samples_per_s": batch_size / med_g}
+    return {
+        "vanilla_step_s": statistics.median(times_v),
+        "guided_step_s": med_g,
+        "guided_over_vanilla_step": ratio,
+        "guided_rebalancing_fraction": rebalancing / (rounds * steps),
+        "train_samples_per_s": batch_size / med_g,
+    }
 
 
 def speed_stats_ratio(dataset: str, device: torch.device, rounds: int, repeats: int, batch_size: int = 32) -> dict:
@@ -124,8 +131,8 @@ def speed_stats_ratio(dataset: str, device: torch.device, rounds: int, repeats: 
         for name, params in groups.items():
             g2 = w2 = 0.0
             for p in params:
-                w2 += (p ** 2).sum().item()
-                g2 += (p.grad ** 2).sum().item()
+                w2 += (p**2).sum().item()
+                g2 += (p.grad**2).sum().item()
             mu[name] = g2 / w2
         return mu
 
@@ -141,20 +148,27 @@ def speed_stats_ratio(dataset: str, device: torch.device, rounds: int, repeats: 
         t_fused.append(timed(fused))
         t_loop.append(timed(per_parameter))
     ratio = statistics.median(f / p for f, p in zip(t_fused, t_loop, strict=True))
-    return {"speed_stats_fused_s": statistics.median(t_fused), "speed_stats_per_parameter_s": statistics.median(t_loop),
-            "speed_stats_fused_over_per_parameter": ratio, "parameters": len(speed.params)}
+    return {
+        "speed_stats_fused_s": statistics.median(t_fused),
+        "speed_stats_per_parameter_s": statistics.median(t_loop),
+        "speed_stats_fused_over_per_parameter": ratio,
+        "parameters": len(speed.params),
+    }
 
 
-def epoch_time(dataset: str, device: torch.device, samples: int, batch_size: int, compile: bool,
-               precision: str) -> dict:
+def epoch_time(
+    dataset: str, device: torch.device, samples: int, batch_size: int, compile: bool, precision: str
+) -> dict:
     """One guided epoch (after the warm-up) over ``samples`` random uint8 images held on the device, batched by
     :class:`repro.data.memory.InMemorySplit` as in ``repro train``; loss and accuracy summed on the device."""
     from .data.memory import InMemorySplit
 
     shape0, shape1, classes = SHAPES[dataset]
     g = torch.Generator().manual_seed(0)
-    images = tuple(torch.randint(256, (samples, s[1], s[2], s[0]), generator=g, dtype=torch.uint8)
-                   .permute(0, 3, 1, 2).to(device) for s in (shape0, shape1))
+    images = tuple(
+        torch.randint(256, (samples, s[1], s[2], s[0]), generator=g, dtype=torch.uint8).permute(0, 3, 1, 2).to(device)
+        for s in (shape0, shape1)
+    )
     split = InMemorySplit(images, torch.randint(classes, (samples,), generator=g).to(device))
     alg, opt, _ = _make(dataset, "guided", device, compile=compile, batch_size=batch_size, precision=precision)
 
@@ -175,12 +189,19 @@ def epoch_time(dataset: str, device: torch.device, samples: int, batch_size: int
 
     compile_s = epoch(limit=3)  # warm-up: kernels, allocator, compilation
     seconds = epoch()
-    return {"epoch_samples": samples, "epoch_s": seconds, "epoch_s_per_60k": seconds * 60000 / samples,
-            "epoch_warmup_s": compile_s, "compile": compile, "precision": precision}
+    return {
+        "epoch_samples": samples,
+        "epoch_s": seconds,
+        "epoch_s_per_60k": seconds * 60000 / samples,
+        "epoch_warmup_s": compile_s,
+        "compile": compile,
+        "precision": precision,
+    }
 
 
-def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps: int, batch_size: int,
-                 convolutions: str = "auto") -> dict:
+def packed_ratio(
+    dataset: str, device: torch.device, k: int, rounds: int, steps: int, batch_size: int, convolutions: str = "auto"
+) -> dict:
     """K guided runs stepped one after the other vs the same K runs packed (``repro.packed``), in alternating
     rounds; the speedup is the median of the per-round ratios sequential / packed."""
     from .data import DatasetBundle
@@ -231,10 +252,13 @@ def packed_ratio(dataset: str, device: torch.device, k: int, rounds: int, steps:
     for _ in range(rounds):
         t_sep.append(run_separate(steps))
         t_packed.append(run_packed(steps))
-    return {"pack": k, "packed_convolutions": "grouped" if pack.net.grouped(device) else "loop",
-            "packed_step_s": statistics.median(t_packed) / steps,
-            "separate_steps_s": statistics.median(t_sep) / steps,
-            "packed_speedup": statistics.median(s / p for s, p in zip(t_sep, t_packed, strict=True))}
+    return {
+        "pack": k,
+        "packed_convolutions": "grouped" if pack.net.grouped(device) else "loop",
+        "packed_step_s": statistics.median(t_packed) / steps,
+        "separate_steps_s": statistics.median(t_sep) / steps,
+        "packed_speedup": statistics.median(s / p for s, p in zip(t_sep, t_packed, strict=True)),
+    }
 
 
 def device_name(device: torch.device) -> str:
@@ -252,32 +276,85 @@ def device_name(device: torch.device) -> str:
 @click.option("--steps", type=int, default=10, show_default=True, help="training steps per timed round")
 @click.option("--rounds", type=int, default=15, show_default=True, help="alternating rounds (median reported)")
 @click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (CMNIST; 0: skip)")
-@click.option("--epoch-samples", type=int, default=60000, show_default=True,
-              help="samples in the timed epoch (0: skip the epoch)")
-@click.option("--pack-convolutions", type=click.Choice(["auto", "grouped", "loop"]), default="auto",
-              show_default=True, help="the packed network's convolution stages (auto: grouped on CUDA, loop on CPU)")
+@click.option(
+    "--epoch-samples", type=int, default=60000, show_default=True, help="samples in the timed epoch (0: skip the epoch)"
+)
+@click.option(
+    "--pack-convolutions",
+    type=click.Choice(["auto", "grouped", "loop"]),
+    default="auto",
+    show_default=True,
+    help="the packed network's convolution stages (auto: grouped on CUDA, loop on CPU)",
+)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for the timed epoch")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-              help="autocast precision for the timed epoch")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="autocast precision for the timed epoch",
+)
 @click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-@click.option("--data", type=click.Path(dir_okay=False), default=None,
-              help="a prepared file of --dataset: also time its loader (loader_samples_per_s, loader_over_model)")
-@click.option("--workers", type=int, default=4, show_default=True,
-              help="loader worker processes for --data (NVGesture; in-memory datasets have none)")
+@click.option(
+    "--data",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="a prepared file of --dataset: also time its loader (loader_samples_per_s, loader_over_model)",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=4,
+    show_default=True,
+    help="loader worker processes for --data (NVGesture; in-memory datasets have none)",
+)
 @click.option("--loader-batches", type=int, default=50, show_default=True, help="timed loader batches for --data")
-@click.option("--clip", default=None, metavar="T,S",
-              help="NVGesture model inputs of T frames of S x S (default 64,224: A.4), e.g. 16,56 on a CPU")
+@click.option(
+    "--clip",
+    default=None,
+    metavar="T,S",
+    help="NVGesture model inputs of T frames of S x S (default 64,224: A.4), e.g. 16,56 on a CPU",
+)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def bench(dataset: str, device: str, batch_size: int, steps: int, rounds: int, pack: int, pack_convolutions: str,
-          epoch_samples: int, compile_: bool, precision: str, threads: int, data: str | None, workers: int,
-          loader_batches: int, clip: str | None, as_json: bool) -> None:
+def bench(
+    dataset: str,
+    device: str,
+    batch_size: int,
+    steps: int,
+    rounds: int,
+    pack: int,
+    pack_convolutions: str,
+    epoch_samples: int,
+    compile_: bool,
+    precision: str,
+    threads: int,
+    data: str | None,
+    workers: int,
+    loader_batches: int,
+    clip: str | None,
+    as_json: bool,
+) -> None:
     """Time training steps (guided vs vanilla, packed vs separate), an epoch, the d_speed statistics and, with
     --data, the loader against the model."""
     if clip is not None and dataset != "nvgesture":
         raise click.UsageError("--clip sizes NVGesture clips; use it with --dataset nvgesture")
     with _clip_size(clip):
-        result = _bench(dataset, device, batch_size, steps, rounds, pack, pack_convolutions, epoch_samples,
-                        compile_, precision, threads, data, workers, loader_batches)
+        result = _bench(
+            dataset,
+            device,
+            batch_size,
+            steps,
+            rounds,
+            pack,
+            pack_convolutions,
+            epoch_samples,
+            compile_,
+            precision,
+            threads,
+            data,
+            workers,
+            loader_batches,
+        )
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
@@ -298,16 +375,35 @@ def _clip_size(clip: str | None):
         SHAPES["nvgesture"] = saved
 
 
-def _bench(dataset, device, batch_size, steps, rounds, pack, pack_convolutions, epoch_samples, compile_, precision,
-           threads, data, workers, loader_batches) -> dict:
+def _bench(
+    dataset,
+    device,
+    batch_size,
+    steps,
+    rounds,
+    pack,
+    pack_convolutions,
+    epoch_samples,
+    compile_,
+    precision,
+    threads,
+    data,
+    workers,
+    loader_batches,
+) -> dict:
     from .bench_data import loader_throughput
     from .engine import pick_device
 
     if threads > 0:
         torch.set_num_threads(threads)
     dev = pick_device(device)
-    result = {"dataset": dataset, "device": device_name(dev), "batch_size": batch_size, "torch": torch.__version__,
-              "model_input_shapes": [list(s) for s in SHAPES[dataset][:2]]}
+    result = {
+        "dataset": dataset,
+        "device": device_name(dev),
+        "batch_size": batch_size,
+        "torch": torch.__version__,
+        "model_input_shapes": [list(s) for s in SHAPES[dataset][:2]],
+    }
     if data is not None:  # first: a wrong file fails before minutes of model timing
         try:
             result.update(loader_throughput(dataset, data, dev, batch_size, workers, loader_batches))

@@ -19,8 +19,9 @@ from .hparams import resolve
 STREAMED = ("nvgesture",)  # read by DataLoader workers; the others are held on the device
 
 
-def loader_throughput(dataset: str, data: str, device: torch.device, batch_size: int, workers: int,
-                      max_batches: int) -> dict:
+def loader_throughput(
+    dataset: str, data: str, device: torch.device, batch_size: int, workers: int, max_batches: int
+) -> dict:
     """Training batches of ``data``'s train split, drawn as in ``repro train`` (shuffled, augmented, on
     ``device``), for at most ``max_batches`` batches after one untimed batch; samples per second. Raises
     ValueError (or FileNotFoundError) with a message naming the file."""
@@ -40,8 +41,12 @@ def loader_throughput(dataset: str, data: str, device: torch.device, batch_size:
     if start is None or samples == 0:
         raise ValueError(f"{data} has fewer than two training batches of {batch_size} samples")
     seconds = time.perf_counter() - start
-    return {"loader_samples_per_s": samples / seconds, "loader_batches": samples // batch_size,
-            "loader_workers": workers if dataset in STREAMED else 0, "loader_input_shapes": shapes}
+    return {
+        "loader_samples_per_s": samples / seconds,
+        "loader_batches": samples // batch_size,
+        "loader_workers": workers if dataset in STREAMED else 0,
+        "loader_input_shapes": shapes,
+    }
 
 
 def _sync(device: torch.device) -> None:

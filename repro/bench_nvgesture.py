@@ -83,7 +83,8 @@ def main(data, workers, epochs, threads, frames, side, batch, steps):
         result["loader_cpu_ms_per_clip"] = round(loader_cpu_ms_per_clip(data, epochs, batch), 1)
         for convert in (False, True):
             result["loader_clips_per_s" + ("_float_on_cpu" if convert else "")] = {
-                int(w): round(loader_clips_per_s(data, int(w), epochs, batch, convert), 1) for w in workers.split(",")}
+                int(w): round(loader_clips_per_s(data, int(w), epochs, batch, convert), 1) for w in workers.split(",")
+            }
     result["clip"] = [frames, side, side]
     result["step_seconds"] = {}
     for t in threads.split(","):

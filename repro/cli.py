@@ -22,8 +22,13 @@ def config_options(command):
     for f in reversed(dataclasses.fields(RunConfig)):
         if f.name in ("dataset", "algorithm"):
             continue
-        command = click.option(f"--{f.name.replace('_', '-')}", f.name, type=_CLICK_TYPES[hints[f.name]],
-                               default=None, help=f.metadata.get("help"))(command)
+        command = click.option(
+            f"--{f.name.replace('_', '-')}",
+            f.name,
+            type=_CLICK_TYPES[hints[f.name]],
+            default=None,
+            help=f.metadata.get("help"),
+        )(command)
     return command
 
 
@@ -37,15 +42,24 @@ def main() -> None:
 @click.option("--dataset", type=click.Choice(sorted(DATASET_DEFAULTS)), required=True)
 @click.option("--algorithm", type=click.Choice(ALGORITHM_NAMES), default="vanilla", show_default=True)
 @config_options
-@click.option("--protocol", type=click.Choice(sorted(PROTOCOLS)), default=None,
-              help="training behaviours of the gate means: paper (A.2, the default) or reference (the authors' "
-                   "code: --gate-mean all-passes --gate-mean-source branch0; docs/fidelity.md)")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="run directory (default: results/runs/<dataset>-<algorithm>-s<seed>-<spec hash>)")
+@click.option(
+    "--protocol",
+    type=click.Choice(sorted(PROTOCOLS)),
+    default=None,
+    help="training behaviours of the gate means: paper (A.2, the default) or reference (the authors' "
+    "code: --gate-mean all-passes --gate-mean-source branch0; docs/fidelity.md)",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="run directory (default: results/runs/<dataset>-<algorithm>-s<seed>-<spec hash>)",
+)
 @click.option("--force", is_flag=True, help="replace a different run already in --out")
 @click.option("--json", "as_json", is_flag=True, help="print the final record as JSON")
-def train(dataset: str, algorithm: str, protocol: str | None, out: Path | None, force: bool, as_json: bool,
-          **overrides) -> None:
+def train(
+    dataset: str, algorithm: str, protocol: str | None, out: Path | None, force: bool, as_json: bool, **overrides
+) -> None:
     """Train one run with the paper's settings for DATASET (any field overridable); resumable."""
     from .data.request import DataRequestError
     from .engine import RunConflict
@@ -66,10 +80,15 @@ def train(dataset: str, algorithm: str, protocol: str | None, out: Path | None, 
         click.echo(json.dumps(record, indent=2))
     else:
         t, r = record["test"], record.get("test_reference") or {}
-        click.echo(f"{out}: test acc {t['acc']:.2f}%" + (f", d_util {t['d_util']:+.3f}, d_speed {t['d_speed']:+.3f}"
-                                                       if t.get("d_util") is not None else "")
-                   + (f"; reference evaluation {r['acc']:.2f}% ({r['state']}, epoch {r['epoch']})"
-                      if r.get("acc") is not None else ""))
+        click.echo(
+            f"{out}: test acc {t['acc']:.2f}%"
+            + (f", d_util {t['d_util']:+.3f}, d_speed {t['d_speed']:+.3f}" if t.get("d_util") is not None else "")
+            + (
+                f"; reference evaluation {r['acc']:.2f}% ({r['state']}, epoch {r['epoch']})"
+                if r.get("acc") is not None
+                else ""
+            )
+        )
 
 
 def _floats(text: str) -> list[float]:
@@ -83,13 +102,26 @@ def _floats(text: str) -> list[float]:
 @click.option("--lrs", default=None, help="comma-separated learning rates (default: --lr or the paper's)")
 @click.option("--alphas", default=None, help="comma-separated alphas (default: --alpha or the paper's)")
 @config_options
-@click.option("--out", default="results/runs", show_default=True,
-              help="parent folder (each run in <out>/<dataset>-<algorithm>-s<seed>-<spec hash>), or a pattern "
-                   "with {algorithm} {seed} {lr} {alpha} {setting} {dataset}: runs/{setting}/{algorithm}/seed{seed}")
+@click.option(
+    "--out",
+    default="results/runs",
+    show_default=True,
+    help="parent folder (each run in <out>/<dataset>-<algorithm>-s<seed>-<spec hash>), or a pattern "
+    "with {algorithm} {seed} {lr} {alpha} {setting} {dataset}: runs/{setting}/{algorithm}/seed{seed}",
+)
 @click.option("--pack", type=int, default=0, show_default=True, help="at most K runs per pack (0: all in one)")
 @click.option("--force", is_flag=True, help="replace different runs already in the run folders")
-def train_packed_cmd(dataset: str, algorithm: str, seeds: str | None, lrs: str | None, alphas: str | None,
-                     out: str, pack: int, force: bool, **overrides) -> None:
+def train_packed_cmd(
+    dataset: str,
+    algorithm: str,
+    seeds: str | None,
+    lrs: str | None,
+    alphas: str | None,
+    out: str,
+    pack: int,
+    force: bool,
+    **overrides,
+) -> None:
     """Train the runs seeds x lrs x alphas of DATASET packed into one network per K runs (CMNIST: vanilla,
     random, guided); each run gets the record `repro train` would write, in its own folder; resumable."""
     from .engine import RunConflict
@@ -101,13 +133,19 @@ def train_packed_cmd(dataset: str, algorithm: str, seeds: str | None, lrs: str |
     for key in ("seed", "lr", "alpha"):
         overrides.pop(key, None)
     try:
-        cfgs = [resolve(dataset, algorithm=algorithm, seed=seed, lr=lr, alpha=alpha, **overrides)
-                for lr in lr_list for alpha in alpha_list for seed in seed_list]
+        cfgs = [
+            resolve(dataset, algorithm=algorithm, seed=seed, lr=lr, alpha=alpha, **overrides)
+            for lr in lr_list
+            for alpha in alpha_list
+            for seed in seed_list
+        ]
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     if "{" in out:
-        dirs = [Path(out.format(**{k: getattr(c, k) for k in ("algorithm", "seed", "lr", "alpha", "setting",
-                                                              "dataset")})) for c in cfgs]
+        dirs = [
+            Path(out.format(**{k: getattr(c, k) for k in ("algorithm", "seed", "lr", "alpha", "setting", "dataset")}))
+            for c in cfgs
+        ]
     else:
         dirs = [Path(out) / f"{c.dataset}-{c.algorithm}-s{c.seed}-{c.spec_hash()}" for c in cfgs]
     if len(set(dirs)) != len(dirs):
@@ -115,10 +153,10 @@ def train_packed_cmd(dataset: str, algorithm: str, seeds: str | None, lrs: str |
     size = pack if pack > 0 else len(cfgs)
     for start in range(0, len(cfgs), size):
         try:
-            records = train_packed(cfgs[start:start + size], dirs[start:start + size], force=force)
+            records = train_packed(cfgs[start : start + size], dirs[start : start + size], force=force)
         except (RunConflict, FileNotFoundError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
-        for d, r in zip(dirs[start:start + size], records, strict=True):
+        for d, r in zip(dirs[start : start + size], records, strict=True):
             click.echo(f"{d}: test acc {r['test']['acc']:.2f}%")
 
 

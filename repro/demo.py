@@ -22,22 +22,28 @@ ALGORITHMS = ("vanilla", "guided")
 def _table(records: dict[str, dict]) -> str:
     """Both evaluation protocols (docs/fidelity.md): standard (regular fusion) and reference (the training state,
     as the authors' code evaluated), then the diagnostics of the standard checkpoint."""
-    lines = ["| algorithm | test acc (%), standard | test acc (%), reference [state] | d_util | u(m1|m0) | u(m0|m1) "
-             "| d_speed | epochs |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| algorithm | test acc (%), standard | test acc (%), reference [state] | d_util | u(m1|m0) | u(m0|m1) "
+        "| d_speed | epochs |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in records.items():
         t, ref = r["test"], r["test_reference"]
-        lines.append(f"| {name} | {t['acc']:.2f} | {ref['acc']:.2f} [{ref['state']}] | {t['d_util']:+.3f} | "
-                     f"{t['u_m1_given_m0']:+.3f} | {t['u_m0_given_m1']:+.3f} | {t['d_speed']:+.3f} | "
-                     f"{len(r['epochs'])} |")
+        lines.append(
+            f"| {name} | {t['acc']:.2f} | {ref['acc']:.2f} [{ref['state']}] | {t['d_util']:+.3f} | "
+            f"{t['u_m1_given_m0']:+.3f} | {t['u_m0_given_m1']:+.3f} | {t['d_speed']:+.3f} | "
+            f"{len(r['epochs'])} |"
+        )
     return "\n".join(lines)
 
 
 @click.command()
-@click.option("--data", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/cmnist.h5"),
-              show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/demo"),
-              show_default=True)
+@click.option(
+    "--data", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/cmnist.h5"), show_default=True
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("results/demo"), show_default=True
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def demo(data: Path, out: Path, seed: int) -> None:
     """Prepare CMNIST, train vanilla and guided on a reduced profile, print the greedy effect."""

@@ -36,8 +36,12 @@ class Check:
 
 
 def check_python() -> Check:
-    return Check("python", sys.version_info >= (3, 10), f"{platform.python_version()} ({sys.executable})",
-                 "use Python 3.10 or newer")
+    return Check(
+        "python",
+        sys.version_info >= (3, 10),
+        f"{platform.python_version()} ({sys.executable})",
+        "use Python 3.10 or newer",
+    )
 
 
 def check_torch() -> Check:
@@ -53,8 +57,12 @@ def check_gpu() -> Check:
 
     if not torch.cuda.is_available():
         built = torch.version.cuda or "none"
-        return Check("gpu", False, f"no CUDA device visible (torch built for CUDA {built})",
-                     "run on a GPU machine; in Docker pass the GPU (compose requests it; `docker run --gpus all`)")
+        return Check(
+            "gpu",
+            False,
+            f"no CUDA device visible (torch built for CUDA {built})",
+            "run on a GPU machine; in Docker pass the GPU (compose requests it; `docker run --gpus all`)",
+        )
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return Check("gpu", True, f"CUDA {torch.version.cuda}: " + ", ".join(f"cuda:{i} {n}" for i, n in enumerate(names)))
 
@@ -95,8 +103,12 @@ def check_av() -> Check:
         except Exception:  # PyAV raises its own error types per version
             missing.append(codec)
     if missing:
-        return Check("av", False, f"PyAV {av.__version__} lacks decoders: {', '.join(missing)}",
-                     "install a PyAV wheel built with FFmpeg's h264 and mpeg4 decoders")
+        return Check(
+            "av",
+            False,
+            f"PyAV {av.__version__} lacks decoders: {', '.join(missing)}",
+            "install a PyAV wheel built with FFmpeg's h264 and mpeg4 decoders",
+        )
     return Check("av", True, f"PyAV {av.__version__}, FFmpeg decoders h264 and mpeg4")
 
 
@@ -112,8 +124,9 @@ def check_hdf5() -> Check:
             f.create_dataset("x", data=np.arange(16, dtype=np.uint8), chunks=(4,), compression="gzip")
         with h5py.File(path, "r") as f:
             ok = bool((f["x"][:] == np.arange(16)).all())
-    return Check("hdf5", ok, f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}, gzip round trip",
-                 "reinstall h5py")
+    return Check(
+        "hdf5", ok, f"h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version}, gzip round trip", "reinstall h5py"
+    )
 
 
 def check_dataset(name: str, data_dir: Path) -> Check:

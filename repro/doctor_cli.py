@@ -22,11 +22,21 @@ def _needs(ctx, param, value: str) -> tuple[str, ...]:
 
 
 @click.command()
-@click.option("--need", default="", callback=_needs, metavar="CHECK[,CHECK...]",
-              help=f"checks that must pass (exit 1 otherwise), from: {','.join(KNOWN)}. "
-                   f"{', '.join(ALWAYS_NEEDED)} are always needed.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"),
-              show_default=True, help="where the prepared datasets are")
+@click.option(
+    "--need",
+    default="",
+    callback=_needs,
+    metavar="CHECK[,CHECK...]",
+    help=f"checks that must pass (exit 1 otherwise), from: {','.join(KNOWN)}. "
+    f"{', '.join(ALWAYS_NEEDED)} are always needed.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="where the prepared datasets are",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the checks as JSON")
 def doctor(need: tuple[str, ...], data_dir: Path, as_json: bool) -> None:
     """Report Python, torch, CUDA/GPU, EGL, PyAV, HDF5 and the prepared datasets; fail on what --need lists."""
@@ -41,6 +51,7 @@ def doctor(need: tuple[str, ...], data_dir: Path, as_json: bool) -> None:
             mark = "ok  " if c.ok else ("FAIL" if c.name in required else "--  ")
             click.echo(f"{mark} {c.name:<10} {c.detail}" + ("" if c.ok else f"  (fix: {c.fix})"))
     if failed:
-        reasons = "; ".join(f"{n}: {by_name[n].detail if n in by_name else 'not checked (torch missing)'}"
-                            for n in failed)
+        reasons = "; ".join(
+            f"{n}: {by_name[n].detail if n in by_name else 'not checked (torch missing)'}" for n in failed
+        )
         raise click.ClickException(f"needed checks failed: {reasons}")

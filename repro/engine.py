@@ -89,8 +89,10 @@ class Trainer:
                 for name in (DONE_NAME, RECORD_NAME, CHECKPOINT_NAME, BEST_NAME, BEST_REFERENCE_NAME):
                     (self.out / name).unlink(missing_ok=True)
                 return None
-            raise RunConflict(f"{self.out} holds another run (spec {record.get('spec_hash')}, this one "
-                              f"{self.cfg.spec_hash()}); choose another --out or pass --force to replace it")
+            raise RunConflict(
+                f"{self.out} holds another run (spec {record.get('spec_hash')}, this one "
+                f"{self.cfg.spec_hash()}); choose another --out or pass --force to replace it"
+            )
         if record.get("status") != "done":
             return None
         (self.out / DONE_NAME).touch()
@@ -102,8 +104,9 @@ class Trainer:
             torch.set_num_threads(cfg.threads)
         make_deterministic()
         self.device = pick_device(cfg.device)
-        bundle: DatasetBundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit,
-                                             cfg.eval_limit, workers=cfg.workers)
+        bundle: DatasetBundle = load_dataset(
+            cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit, cfg.eval_limit, workers=cfg.workers
+        )
         self.splits = {k: v.to(self.device) for k, v in bundle.splits.items()}
         # With the reference code's all-passes gate means every evaluation pass weighs one in them, so evaluation
         # batches are the training batches' size, as the reference code's loaders are; else a memory setting only.
@@ -123,23 +126,43 @@ class Trainer:
             model.compile()  # in place: parameter and state-dict names stay those of the eager model
         self.algorithm: Algorithm = ALGORITHMS[cfg.algorithm](model, cfg).to(self.device)
         self.model = model
-        self.optimizer = torch.optim.SGD(self.algorithm.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                                         weight_decay=cfg.weight_decay)
+        self.optimizer = torch.optim.SGD(
+            self.algorithm.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
         self.scheduler = None
         if cfg.lr_plateau_factor != 1.0:
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                self.optimizer, mode="min", factor=cfg.lr_plateau_factor, patience=cfg.lr_plateau_patience,
-                threshold=1e-3, min_lr=1e-6)
+                self.optimizer,
+                mode="min",
+                factor=cfg.lr_plateau_factor,
+                patience=cfg.lr_plateau_patience,
+                threshold=1e-3,
+                min_lr=1e-6,
+            )
 
     def _new_record(self) -> dict:
         cfg = self.cfg
         return {
-            "dataset": cfg.dataset, "setting": cfg.setting, "algorithm": cfg.algorithm, "seed": cfg.seed,
-            "modalities": list(cfg.modality_names), "spec_hash": cfg.spec_hash(), "config": asdict(cfg),
-            "versions": versions(), "data_provenance": self.data_provenance,
-            "device": str(self.device), "status": "running", "error": None,
-            "epochs": [], "best_epoch": None, "best_val_acc": None, "stopped": None, "test": None,
-            "best_reference_epoch": None, "best_reference_val_acc": None, "test_reference": None,
+            "dataset": cfg.dataset,
+            "setting": cfg.setting,
+            "algorithm": cfg.algorithm,
+            "seed": cfg.seed,
+            "modalities": list(cfg.modality_names),
+            "spec_hash": cfg.spec_hash(),
+            "config": asdict(cfg),
+            "versions": versions(),
+            "data_provenance": self.data_provenance,
+            "device": str(self.device),
+            "status": "running",
+            "error": None,
+            "epochs": [],
+            "best_epoch": None,
+            "best_val_acc": None,
+            "stopped": None,
+            "test": None,
+            "best_reference_epoch": None,
+            "best_reference_val_acc": None,
+            "test_reference": None,
             "timing": {"epoch_seconds": [], "test_seconds": None},
         }
 
@@ -158,8 +181,14 @@ class Trainer:
         batches = train.batches(cfg.batch_size, generator=order)
         total = -(-len(train) // cfg.batch_size)
         # disable=None: a bar on a terminal, none in a log file (cluster jobs); epoch lines are printed anyway.
-        bar = tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False, unit="step",
-                   disable=None if cfg.progress else True)
+        bar = tqdm(
+            batches,
+            total=total,
+            desc=f"epoch {epoch}",
+            leave=False,
+            unit="step",
+            disable=None if cfg.progress else True,
+        )
         for inputs, y in bar:
             result = alg.training_step(inputs, y, self.optimizer)
             loss_sum += result.loss.double() * y.shape[0]
@@ -174,12 +203,17 @@ class Trainer:
         n_correct = int(correct)
         rebalance = kinds[1:].tolist()
         return {
-            "epoch": epoch, "lr": self.optimizer.param_groups[0]["lr"], "steps": steps,
-            "train_loss": float(loss_sum) / n, "train_acc": 100.0 * n_correct / n,
+            "epoch": epoch,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "steps": steps,
+            "train_loss": float(loss_sum) / n,
+            "train_acc": 100.0 * n_correct / n,
             "train_all_correct": n_correct == n,
             **self._validate(epoch),
             "d_speed": alg.d_speed(),
-            "rebalance_steps": sum(rebalance), "rebalance_steps_m0": rebalance[0], "rebalance_steps_m1": rebalance[1],
+            "rebalance_steps": sum(rebalance),
+            "rebalance_steps_m0": rebalance[0],
+            "rebalance_steps_m1": rebalance[1],
         }
 
     def _validate(self, epoch: int) -> dict:
@@ -189,15 +223,26 @@ class Trainer:
         batches = self.splits["val"].batches
         val = branch_accuracies(self.model, batches(self.eval_batch_size), unimodal=False)
         fusion = self.algorithm.evaluation_fusion(epoch)
-        reference = val if fusion is None else branch_accuracies(self.model, batches(self.eval_batch_size),
-                                                                 unimodal=False, fusion=fusion)
-        return {**{f"val_{k}": v for k, v in val.items()}, "eval_state": (fusion or REGULAR).state,
-                **{f"val_reference_{k}": v for k, v in reference.items()}, "has_training_state": fusion is not None}
+        reference = (
+            val
+            if fusion is None
+            else branch_accuracies(self.model, batches(self.eval_batch_size), unimodal=False, fusion=fusion)
+        )
+        return {
+            **{f"val_{k}": v for k, v in val.items()},
+            "eval_state": (fusion or REGULAR).state,
+            **{f"val_reference_{k}": v for k, v in reference.items()},
+            "has_training_state": fusion is not None,
+        }
 
     def _state(self, epoch: int, record: dict, streak: int) -> dict:
         return {
-            "spec_hash": self.cfg.spec_hash(), "epoch": epoch, "streak": streak, "record": record,
-            "algorithm": self.algorithm.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "spec_hash": self.cfg.spec_hash(),
+            "epoch": epoch,
+            "streak": streak,
+            "record": record,
+            "algorithm": self.algorithm.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler else None,
         }
 
@@ -229,8 +274,17 @@ class Trainer:
         if two_branch:
             compute_squeeze_means(self.model, self.splits["train"].batches(self.eval_batch_size))
         test = branch_accuracies(self.model, self.splits["test"].batches(self.eval_batch_size), unimodal=two_branch)
-        keys = ["acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal",
-                "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed"]
+        keys = [
+            "acc",
+            "acc_branch0",
+            "acc_branch1",
+            "acc_branch0_unimodal",
+            "acc_branch1_unimodal",
+            "u_m1_given_m0",
+            "u_m0_given_m1",
+            "d_util",
+            "d_speed",
+        ]
         result = dict.fromkeys(keys)
         result.update(test)
         result["r_f"] = small_weight_fraction(self.model)
@@ -253,8 +307,10 @@ class Trainer:
         if best_reference is None or stats["val_reference_acc"] > best_reference:
             record.update(best_reference_epoch=epoch, best_reference_val_acc=stats["val_reference_acc"])
             if has_training_state:  # else best.pt is this checkpoint too
-                save_torch(self.out / BEST_REFERENCE_NAME, {"epoch": epoch, "state": stats["eval_state"],
-                                                            "model": self.model.state_dict()})
+                save_torch(
+                    self.out / BEST_REFERENCE_NAME,
+                    {"epoch": epoch, "state": stats["eval_state"], "model": self.model.state_dict()},
+                )
         record["epochs"].append(stats)
         record["timing"]["epoch_seconds"].append(round(time.perf_counter() - start, 3))
         save_torch(self.out / CHECKPOINT_NAME, self._state(epoch, record, streak))
@@ -268,12 +324,21 @@ class Trainer:
         path = self.out / BEST_REFERENCE_NAME
         if not path.exists():  # no training state (vanilla, RUBi): the standard checkpoint, regular fusion
             test = record["test"]
-            return {"acc": test["acc"], "acc_branch0": test["acc_branch0"], "acc_branch1": test["acc_branch1"],
-                    "state": REGULAR.state, "epoch": record["best_epoch"]}
+            return {
+                "acc": test["acc"],
+                "acc_branch0": test["acc_branch0"],
+                "acc_branch1": test["acc_branch1"],
+                "state": REGULAR.state,
+                "epoch": record["best_epoch"],
+            }
         best = load_torch(path, self.device)
         self.model.load_state_dict(best["model"])
-        test = branch_accuracies(self.model, self.splits["test"].batches(self.eval_batch_size), unimodal=False,
-                                 fusion=fusion_for_state(best["state"]))
+        test = branch_accuracies(
+            self.model,
+            self.splits["test"].batches(self.eval_batch_size),
+            unimodal=False,
+            fusion=fusion_for_state(best["state"]),
+        )
         result = {"acc": None, "acc_branch0": None, "acc_branch1": None}
         result.update(test)
         return {**result, "state": best["state"], "epoch": best["epoch"]}
@@ -323,8 +388,7 @@ def small_weight_fraction(model: torch.nn.Module, threshold: float = SMALL_WEIGH
 
 
 def _epoch_line(s: dict) -> str:
-    line = (f"epoch {s['epoch']:3d}  loss {s['train_loss']:.4f}  train {s['train_acc']:6.2f}%  "
-            f"val {s['val_acc']:6.2f}%")
+    line = f"epoch {s['epoch']:3d}  loss {s['train_loss']:.4f}  train {s['train_acc']:6.2f}%  val {s['val_acc']:6.2f}%"
     if s.get("eval_state", "regular") != "regular":
         line += f" ({s['val_reference_acc']:6.2f}% {s['eval_state']})"
     if s.get("d_speed") is not None:

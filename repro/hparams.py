@@ -18,18 +18,30 @@ ALGORITHM_NAMES = ("vanilla", "rubi", "random", "guided")
 DATASET_DEFAULTS: dict[str, dict] = {
     "cmnist": dict(
         modalities="mono,gray",  # m0 = monochromatic (coloured) image, m1 = gray image (§5.1)
-        lr=0.01, momentum=0.9, batch_size=128, alpha=0.1, window=5,
+        lr=0.01,
+        momentum=0.9,
+        batch_size=128,
+        alpha=0.1,
+        window=5,
         rubi_bias_modality=0,  # the colour is the shortcut by construction
     ),
     "nvgesture": dict(
         modalities="rgb,depth",  # m0 = RGB, m1 = depth (§5.1, A.4)
-        lr=0.01, momentum=0.9, batch_size=4, alpha=0.1, window=5,
+        lr=0.01,
+        momentum=0.9,
+        batch_size=4,
+        alpha=0.1,
+        window=5,
         # depth: the modality a vanilla model relies on (§1: u(RGB|depth) = 0.01, u(depth|RGB) = 0.63)
         rubi_bias_modality=1,
     ),
     "modelnet40": dict(
         modalities="front,rear",  # m0 = view 0, m1 = view 6 of MVCNN's 12 (§5.1; the reference code's choice)
-        lr=0.1, momentum=0.0, batch_size=8, alpha=0.01, window=5,
+        lr=0.1,
+        momentum=0.0,
+        batch_size=8,
+        alpha=0.01,
+        window=5,
         # No shortcut by construction. Vanilla models have d_util ~ -0.1 (§5.4): u(m0|m1) > u(m1|m0), the rear
         # branch leans on the front view, so the front view is the one relied on greedily; RUBi's bias reads it.
         rubi_bias_modality=0,
@@ -42,8 +54,13 @@ DATASET_DEFAULTS: dict[str, dict] = {
 RUNTIME_FIELDS = ("device", "threads", "progress", "workers", "compile")
 #: Fields added after runs were recorded: left out of a run's identity while at this default, so those runs keep
 #: their spec hash (and resume).
-LATER_FIELDS = {"pretrained": "", "precision": "fp32", "l1": 0.0, "gate_mean": "regular-steps",
-                "gate_mean_source": "own"}
+LATER_FIELDS = {
+    "pretrained": "",
+    "precision": "fp32",
+    "l1": 0.0,
+    "gate_mean": "regular-steps",
+    "gate_mean_source": "own",
+}
 
 PRECISIONS = ("fp32", "bf16")
 GATE_MEANS = ("regular-steps", "all-passes")  # what re-balancing gate means average (repro.models.mmtm)
@@ -66,20 +83,26 @@ class RunConfig:
     algorithm: str = field(default="vanilla", metadata={"help": "vanilla | rubi | random | guided"})
     seed: int = field(default=0, metadata={"help": "seed for initialisation, data order and random steps"})
     modalities: str = field(default="", metadata={"help": "comma-separated modality names m0,m1 (one for uni-modal)"})
-    setting: str = field(default="", metadata={
-        "help": "Table-1 column this run belongs to (default: dataset; nvgesture-scratch|pretrained by --pretrained)"})
+    setting: str = field(
+        default="",
+        metadata={"help": "Table-1 column this run belongs to (default: the dataset; NVGesture: by --pretrained)"},
+    )
     data: str = field(default="", metadata={"help": "prepared HDF5 file (default: data/<dataset>.h5)"})
     lr: float = field(default=0.01, metadata={"help": "SGD learning rate"})
     momentum: float = field(default=0.0, metadata={"help": "SGD momentum"})
     weight_decay: float = field(default=0.0, metadata={"help": "SGD weight decay"})
-    l1: float = field(default=0.0, metadata={
-        "help": "weight lambda of the L1 penalty lambda*||theta||_1 on all model parameters (§5.3)"})
+    l1: float = field(
+        default=0.0,
+        metadata={"help": "weight lambda of the L1 penalty lambda*||theta||_1 on all model parameters (§5.3)"},
+    )
     batch_size: int = field(default=128, metadata={"help": "training batch size"})
     max_epochs: int = field(default=300, metadata={"help": "cap on training epochs"})
-    stop_patience: int = field(default=5, metadata={
-        "help": "stop after this many consecutive epochs at 100% training accuracy"})
-    lr_plateau_factor: float = field(default=0.3, metadata={
-        "help": "LR factor when the training loss plateaus (1 disables)"})
+    stop_patience: int = field(
+        default=5, metadata={"help": "stop after this many consecutive epochs at 100% training accuracy"}
+    )
+    lr_plateau_factor: float = field(
+        default=0.3, metadata={"help": "LR factor when the training loss plateaus (1 disables)"}
+    )
     lr_plateau_patience: int = field(default=10, metadata={"help": "epochs without training-loss improvement"})
     alpha: float = field(default=0.1, metadata={"help": "imbalance tolerance alpha (Alg. 1)"})
     window: int = field(default=5, metadata={"help": "re-balancing window size Q (Alg. 1)"})
@@ -88,22 +111,38 @@ class RunConfig:
     rubi_bias_modality: int = field(default=0, metadata={"help": "modality whose features feed RUBi's bias branch"})
     train_limit: int = field(default=0, metadata={"help": "use only the first N training samples (0: all)"})
     eval_limit: int = field(default=0, metadata={"help": "use only the first N val/test samples (0: all)"})
-    gate_mean: str = field(default="regular-steps", metadata={
-        "help": "what a re-balancing step's gate means average: regular-steps (A.2) | all-passes (the reference "
-                "code: every forward pass, evaluation included)"})
-    gate_mean_source: str = field(default="own", metadata={
-        "help": "branch 1's gate mean from its own gate (own) or from branch 0's (branch0: the reference code's "
-                "defect; needs equal widths)"})
-    precision: str = field(default="fp32", metadata={
-        "help": "fp32 | bf16 (autocast for forward and loss; fp32, the default, for reproduction)"})
+    gate_mean: str = field(
+        default="regular-steps",
+        metadata={
+            "help": "what a re-balancing step's gate means average: regular-steps (A.2) | all-passes (the reference "
+            "code: every forward pass, evaluation included)"
+        },
+    )
+    gate_mean_source: str = field(
+        default="own",
+        metadata={
+            "help": "branch 1's gate mean from its own gate (own) or from branch 0's (branch0: the reference code's "
+            "defect; needs equal widths)"
+        },
+    )
+    precision: str = field(
+        default="fp32",
+        metadata={"help": "fp32 | bf16 (autocast for forward and loss; fp32, the default, for reproduction)"},
+    )
     compile: bool = field(default=False, metadata={"help": "torch.compile the model (runtime option)"})
     device: str = field(default="auto", metadata={"help": "auto | cpu | cuda | cuda:N"})
     threads: int = field(default=0, metadata={"help": "torch CPU threads (0: torch's default)"})
     progress: bool = field(default=True, metadata={"help": "progress bars on a terminal (epoch lines always)"})
-    pretrained: str = field(default="", metadata={
-        "help": "NVGesture: Kinetics-pretrained I3D weights (rgb_imagenet.pt of pytorch-i3d); empty: from scratch"})
-    workers: int = field(default=4, metadata={
-        "help": "data-loader processes for datasets read from disk during training (NVGesture); 0: none"})
+    pretrained: str = field(
+        default="",
+        metadata={
+            "help": "NVGesture: Kinetics-pretrained I3D weights (rgb_imagenet.pt of pytorch-i3d); empty: from scratch"
+        },
+    )
+    workers: int = field(
+        default=4,
+        metadata={"help": "data-loader processes for datasets read from disk during training (NVGesture); 0: none"},
+    )
 
     @property
     def modality_names(self) -> tuple[str, ...]:
@@ -139,8 +178,10 @@ def _protocol_values(protocol: str | None, overrides: dict) -> dict:
     values = PROTOCOLS[protocol]
     for key, value in values.items():
         if overrides.get(key) not in (None, value):
-            raise ValueError(f"--protocol {protocol} sets --{key.replace('_', '-')} {value}, not "
-                             f"{overrides[key]}; give one or the other")
+            raise ValueError(
+                f"--protocol {protocol} sets --{key.replace('_', '-')} {value}, not "
+                f"{overrides[key]}; give one or the other"
+            )
     return dict(values)
 
 
@@ -157,8 +198,10 @@ def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig
         raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose from {', '.join(ALGORITHM_NAMES)}")
     cfg.setting = cfg.setting or default_setting(cfg)
     if cfg.setting.startswith("nvgesture-") and cfg.setting != default_setting(cfg):
-        raise ValueError(f"--setting {cfg.setting} " + ("needs --pretrained" if not cfg.pretrained else
-                                                          "is from scratch: drop --pretrained"))
+        raise ValueError(
+            f"--setting {cfg.setting} "
+            + ("needs --pretrained" if not cfg.pretrained else "is from scratch: drop --pretrained")
+        )
     cfg.data = cfg.data or f"data/{dataset}.h5"
     n = len(cfg.modality_names)
     if n not in (1, 2):
@@ -170,8 +213,9 @@ def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig
     if cfg.gate_mean not in GATE_MEANS:
         raise ValueError(f"unknown gate mean {cfg.gate_mean!r}; choose from {', '.join(GATE_MEANS)}")
     if cfg.gate_mean_source not in GATE_MEAN_SOURCES:
-        raise ValueError(f"unknown gate-mean source {cfg.gate_mean_source!r}; choose from "
-                         f"{', '.join(GATE_MEAN_SOURCES)}")
+        raise ValueError(
+            f"unknown gate-mean source {cfg.gate_mean_source!r}; choose from {', '.join(GATE_MEAN_SOURCES)}"
+        )
     if cfg.rubi_bias_modality not in (0, 1):
         raise ValueError("rubi_bias_modality must be 0 or 1")
     return cfg

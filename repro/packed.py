@@ -52,8 +52,9 @@ class _Pack:
         self.names = [n for n, _ in models[0].named_parameters()]
         self.params, self.buffers = stack_states(models)
         shadow = [dict(zip(self.names, self._shadow_params(j), strict=True)) for j in range(self.k)]
-        self.momentum_buffers = {n: torch.stack([_momentum(t, shadow[j][n]) for j, t in enumerate(trainers)])
-                                 for n in self.names}
+        self.momentum_buffers = {
+            n: torch.stack([_momentum(t, shadow[j][n]) for j, t in enumerate(trainers)]) for n in self.names
+        }
         dtype = self.params[self.names[0]].dtype
         self.lr = torch.tensor([t.optimizer.param_groups[0]["lr"] for t in trainers], dtype=dtype, device=self.device)
         self.accumulated = torch.stack([t.algorithm.speed.accumulated for t in trainers])
@@ -63,8 +64,9 @@ class _Pack:
         self.to_speed_order = torch.argsort(speed_order).to(self.device)  # rows in ConditionalSpeed.params order
         self.excite_branch = {n: 0 if ".excite_a." in n else 1 for n in self.names if ".excite_" in n}
         self.regular_names = [n for n in self.names if n not in self.excite_branch]
-        self._lr_like = {n: self.lr.view((self.k,) + (1,) * (p.dim() - 1)).expand_as(p).contiguous()
-                         for n, p in self.params.items()}  # each model's lr, for foreach ops (equal shapes)
+        self._lr_like = {
+            n: self.lr.view((self.k,) + (1,) * (p.dim() - 1)).expand_as(p).contiguous() for n, p in self.params.items()
+        }  # each model's lr, for foreach ops (equal shapes)
         self.warming_up = [e <= self.cfg.warmup_epochs for e in epochs]
         self.warm = torch.tensor(self.warming_up, device=self.device)
         self.guided = isinstance(trainers[0].algorithm, Guided)
@@ -75,9 +77,12 @@ class _Pack:
             self.accelerated = torch.stack([a.accelerated for a in algs])
             self.alpha = torch.tensor([t.cfg.alpha for t in trainers], dtype=torch.float64, device=self.device)
             self.window = torch.tensor([t.cfg.window for t in trainers], device=self.device)
-        self.random = [torch.Generator().manual_seed(seed_for(t.cfg.seed, "random-steps", e))
-                       if isinstance(t.algorithm, RandomBalance) else None for t, e in zip(trainers, epochs,
-                                                                                          strict=True)]
+        self.random = [
+            torch.Generator().manual_seed(seed_for(t.cfg.seed, "random-steps", e))
+            if isinstance(t.algorithm, RandomBalance)
+            else None
+            for t, e in zip(trainers, epochs, strict=True)
+        ]
 
     def _shadow_params(self, k: int) -> list[Tensor]:
         return list(self.trainers[k].model.parameters())
@@ -88,8 +93,10 @@ class _Pack:
         if self.guided:
             code = torch.where(self.rebalancing, self.accelerated, -1)
         elif self.random[0] is not None:
-            draws = [-1 if warm else int(torch.randint(3, (), generator=g)) - 1  # no draw in the warm-up (A.3)
-                     for g, warm in zip(self.random, self.warming_up, strict=True)]
+            draws = [
+                -1 if warm else int(torch.randint(3, (), generator=g)) - 1  # no draw in the warm-up (A.3)
+                for g, warm in zip(self.random, self.warming_up, strict=True)
+            ]
             code = torch.tensor(draws).to(self.device, non_blocking=True)
         else:
             code = torch.full((self.k,), -1, device=self.device)
@@ -152,11 +159,19 @@ class _Pack:
             self.accumulated += torch.where(regular.unsqueeze(1), mu, 0.0)
             if self.guided:
                 d = speeds_from(self.accumulated, self.cfg.log_base)
-                state = alg1_transition(self.rebalancing, self.steps_in_window, self.accelerated, regular,
-                                        d[0] - d[1], self.alpha, self.window)
+                state = alg1_transition(
+                    self.rebalancing,
+                    self.steps_in_window,
+                    self.accelerated,
+                    regular,
+                    d[0] - d[1],
+                    self.alpha,
+                    self.window,
+                )
                 self.rebalancing, self.steps_in_window, self.accelerated = (
-                    torch.where(self.warm, old, new) for old, new in zip(
-                        (self.rebalancing, self.steps_in_window, self.accelerated), state, strict=True))
+                    torch.where(self.warm, old, new)
+                    for old, new in zip((self.rebalancing, self.steps_in_window, self.accelerated), state, strict=True)
+                )
         prediction = torch.stack([lg.detach() for lg in logits]).mean(0)
         return losses.detach(), prediction, code
 
@@ -165,8 +180,12 @@ class _Pack:
         cfg, k, device = self.cfg, self.k, self.device
         train = self.trainers[0].splits["train"]
         n = len(train)
-        orders = torch.stack([torch.randperm(n, generator=torch.Generator().manual_seed(
-            seed_for(t.cfg.seed, "data", e))) for t, e in zip(self.trainers, self.epochs, strict=True)]).to(device)
+        orders = torch.stack(
+            [
+                torch.randperm(n, generator=torch.Generator().manual_seed(seed_for(t.cfg.seed, "data", e)))
+                for t, e in zip(self.trainers, self.epochs, strict=True)
+            ]
+        ).to(device)
         loss_sum = torch.zeros(k, dtype=torch.float64, device=device)
         correct = torch.zeros(k, dtype=torch.long, device=device)
         kinds = torch.zeros(k, 3, dtype=torch.long, device=device)
@@ -186,14 +205,21 @@ class _Pack:
         losses = (loss_sum / n).tolist()
         stats = []
         for j, t in enumerate(self.trainers):
-            stats.append({
-                "epoch": self.epochs[j], "lr": t.optimizer.param_groups[0]["lr"], "steps": steps,
-                "train_loss": losses[j], "train_acc": 100.0 * counts[j] / n, "train_all_correct": counts[j] == n,
-                **t._validate(self.epochs[j]),
-                "d_speed": t.algorithm.d_speed(),
-                "rebalance_steps": kinds[j][1] + kinds[j][2], "rebalance_steps_m0": kinds[j][1],
-                "rebalance_steps_m1": kinds[j][2],
-            })
+            stats.append(
+                {
+                    "epoch": self.epochs[j],
+                    "lr": t.optimizer.param_groups[0]["lr"],
+                    "steps": steps,
+                    "train_loss": losses[j],
+                    "train_acc": 100.0 * counts[j] / n,
+                    "train_all_correct": counts[j] == n,
+                    **t._validate(self.epochs[j]),
+                    "d_speed": t.algorithm.d_speed(),
+                    "rebalance_steps": kinds[j][1] + kinds[j][2],
+                    "rebalance_steps_m0": kinds[j][1],
+                    "rebalance_steps_m1": kinds[j][2],
+                }
+            )
         return stats
 
     @torch.no_grad()
@@ -233,8 +259,9 @@ def train_packed(cfgs: list[RunConfig], out_dirs: list[str | Path], force: bool 
         torch.set_num_threads(cfg.threads)
     make_deterministic()
     device = pick_device(cfg.device)
-    bundle = load_dataset(cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit, cfg.eval_limit,
-                          workers=cfg.workers)
+    bundle = load_dataset(
+        cfg.dataset, cfg.data, cfg.modality_names, cfg.train_limit, cfg.eval_limit, workers=cfg.workers
+    )
     splits = {k: v.to(device) for k, v in bundle.splits.items()}
     state: dict[int, list] = {}  # run -> [epoch, record, streak]
     for j in active:

@@ -47,8 +47,10 @@ def check_packable(cfgs: list[RunConfig]) -> None:
     for c, f in zip(cfgs[1:], fixed[1:], strict=True):
         diff = sorted(k for k in f if f[k] != fixed[0][k])
         if diff:
-            raise ValueError(f"runs in one pack may differ only in {', '.join(PACK_VARYING)}; "
-                             f"seed {c.seed} differs in {', '.join(diff)}")
+            raise ValueError(
+                f"runs in one pack may differ only in {', '.join(PACK_VARYING)}; "
+                f"seed {c.seed} differs in {', '.join(diff)}"
+            )
     reason = why_not_packable(cfgs[0])
     if reason is not None:
         raise ValueError(reason)

@@ -33,13 +33,32 @@ def main() -> int:
     ap.add_argument("--extra", default="", help="extra options for every run, e.g. '--max-epochs 2'")
     args = ap.parse_args()
     repro = [sys.executable, "-m", "repro"]
-    common = ["--dataset", "cmnist", "--data", args.data, "--device", args.device, "--threads", str(args.threads),
-              "--progress", "false", *args.extra.split()]
+    common = [
+        "--dataset",
+        "cmnist",
+        "--data",
+        args.data,
+        "--device",
+        args.device,
+        "--threads",
+        str(args.threads),
+        "--progress",
+        "false",
+        *args.extra.split(),
+    ]
     pattern = f"{args.runs}/{{setting}}/{{algorithm}}/seed{{seed}}"
-    jobs = {f"{a}-packed": repro + ["train-packed", "--algorithm", a, "--seeds", ",".join(map(str, SEEDS)),
-                                    "--out", pattern, *common] for a in PACKED}
-    jobs.update({f"rubi-seed{s}": repro + ["train", "--algorithm", "rubi", "--seed", str(s),
-                                           "--out", f"{args.runs}/cmnist/rubi/seed{s}", *common] for s in SEEDS})
+    jobs = {
+        f"{a}-packed": repro
+        + ["train-packed", "--algorithm", a, "--seeds", ",".join(map(str, SEEDS)), "--out", pattern, *common]
+        for a in PACKED
+    }
+    jobs.update(
+        {
+            f"rubi-seed{s}": repro
+            + ["train", "--algorithm", "rubi", "--seed", str(s), "--out", f"{args.runs}/cmnist/rubi/seed{s}", *common]
+            for s in SEEDS
+        }
+    )
     Path(args.out).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     procs = {}
@@ -52,22 +71,30 @@ def main() -> int:
             if name not in ended and p.poll() is not None:
                 ended[name] = time.perf_counter() - start
         time.sleep(0.5)
-    for name, (p, log) in procs.items():
+    for p, log in procs.values():
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGTERM)  # this process group only: the job we started
             p.wait()
         log.close()
     report = {"budget_s": args.budget, "wall_s": round(time.perf_counter() - start, 1), "processes": {}, "runs": {}}
     for name, (p, _) in procs.items():
-        report["processes"][name] = {"command": " ".join(jobs[name]), "returncode": p.returncode,
-                                     "wall_s": round(ended[name], 1) if name in ended else None}
+        report["processes"][name] = {
+            "command": " ".join(jobs[name]),
+            "returncode": p.returncode,
+            "wall_s": round(ended[name], 1) if name in ended else None,
+        }
     for record_path in sorted(Path(args.runs).rglob("record.json")):
         r = json.loads(record_path.read_text())
         report["runs"][str(record_path.parent.relative_to(args.runs))] = {
-            "status": r["status"], "epochs": len(r["epochs"]), "stopped": r.get("stopped"),
-            "train_s": round(sum(r["timing"]["epoch_seconds"]), 1), "test_s": r["timing"].get("test_seconds"),
+            "status": r["status"],
+            "epochs": len(r["epochs"]),
+            "stopped": r.get("stopped"),
+            "train_s": round(sum(r["timing"]["epoch_seconds"]), 1),
+            "test_s": r["timing"].get("test_seconds"),
             "pack_size": r["timing"].get("pack_size"),
-            "test_acc": (r.get("test") or {}).get("acc"), "d_util": (r.get("test") or {}).get("d_util")}
+            "test_acc": (r.get("test") or {}).get("acc"),
+            "d_util": (r.get("test") or {}).get("d_util"),
+        }
     (Path(args.out) / "column_times.json").write_text(json.dumps(report, indent=2) + "\n")
     done = sum(r["status"] == "done" for r in report["runs"].values())
     print(f"column: {done}/12 runs done in {report['wall_s']} s (budget {args.budget} s)")

@@ -25,7 +25,7 @@ def write_tiny_cmnist(path: Path, n_train: int = 256, n_eval: int = 64, seed: in
             gray = np.zeros((n, 28, 28, 1), np.uint8)
             for i, label in enumerate(y):
                 r, c = 2 + 4 * (label % 5), 2 + 12 * (label // 5)
-                gray[i, r:r + 8, c:c + 8, 0] = 200
+                gray[i, r : r + 8, c : c + 8, 0] = 200
             color_class = y if correlated else rng.integers(0, 10, n)
             mono = np.round(gray / 255.0 * palette[color_class][:, None, None, :] * 255).astype(np.uint8)
             g = f.create_group(split)

@@ -64,8 +64,10 @@ def off_text(vertices, faces: list[list[int]], fused: bool = False, comments: bo
     lines.append(f"OFF{counts}" if fused else counts)
     if comments:
         lines = ["OFF", "# written by the test suite", "", counts, ""]
-    lines += [" ".join(f"{x:.6f}" for x in v) + (" # first vertex" if comments and i == 0 else "")
-              for i, v in enumerate(vertices)]
+    lines += [
+        " ".join(f"{x:.6f}" for x in v) + (" # first vertex" if comments and i == 0 else "")
+        for i, v in enumerate(vertices)
+    ]
     lines += [" ".join(str(i) for i in [len(f), *f]) for f in faces]
     return "\n".join(lines) + "\n"
 

@@ -30,14 +30,20 @@ FIXTURE = Path(os.environ.get("NVGESTURE_FIXTURE") or Path(__file__).resolve().p
 TRAIN_LIST = "nvgesture_train_correct_cvpr2016_v2.lst"
 TEST_LIST = "nvgesture_test_correct_cvpr2016_v2.lst"
 REAL_DEPTH = (  # the six real depth videos of the fixture
-    "Video_data/class_01/subject3_r0", "Video_data/class_01/subject3_r1",
-    "Video_data/class_02/subject3_r0", "Video_data/class_02/subject3_r1",
-    "Video_data/class_03/subject11_r0", "Video_data/class_03/subject11_r1",
+    "Video_data/class_01/subject3_r0",
+    "Video_data/class_01/subject3_r1",
+    "Video_data/class_02/subject3_r0",
+    "Video_data/class_02/subject3_r1",
+    "Video_data/class_03/subject11_r0",
+    "Video_data/class_03/subject11_r1",
 )
 EXTRA_TRAIN = (  # real train-list lines whose folders get copies of real depth videos
-    "Video_data/class_01/subject3_r2", "Video_data/class_01/subject3_r3",
-    "Video_data/class_02/subject3_r2", "Video_data/class_02/subject3_r3",
-    "Video_data/class_03/subject11_r2", "Video_data/class_03/subject3_r0",
+    "Video_data/class_01/subject3_r2",
+    "Video_data/class_01/subject3_r3",
+    "Video_data/class_02/subject3_r2",
+    "Video_data/class_02/subject3_r3",
+    "Video_data/class_03/subject11_r2",
+    "Video_data/class_03/subject3_r0",
 )
 COLOR_FRAMES = 250  # every window of the lines used ends by frame 241
 SHORTEST = 238  # frames of the shortest real depth video here (class_03/subject11_r1)
@@ -65,7 +71,7 @@ def write_color_video(path: Path, frames: int = COLOR_FRAMES) -> None:
             image[...] = (64, 0, 128)
             for bit in range(BITS):
                 if (i >> (BITS - 1 - bit)) & 1:
-                    image[:, bit * 40:(bit + 1) * 40, 1] = 255
+                    image[:, bit * 40 : (bit + 1) * 40, 1] = 255
             for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():

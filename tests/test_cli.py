@@ -20,11 +20,14 @@ def test_resolve_precedence_and_zero_is_a_value():
     assert resolve("cmnist", device="cpu", threads=1).spec_hash() == paper.spec_hash()  # runtime-only fields
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"algorithm": "adam"}, "unknown algorithm"),
-    ({"modalities": "mono,gray,mono"}, "one or two"),
-    ({"modalities": "gray", "algorithm": "guided"}, "needs two modalities"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"algorithm": "adam"}, "unknown algorithm"),
+        ({"modalities": "mono,gray,mono"}, "one or two"),
+        ({"modalities": "gray", "algorithm": "guided"}, "needs two modalities"),
+    ],
+)
 def test_resolve_rejects_nonsense(overrides, message):
     with pytest.raises(ValueError, match=message):
         resolve("cmnist", **overrides)
@@ -32,43 +35,106 @@ def test_resolve_rejects_nonsense(overrides, message):
 
 def test_train_command_overrides_every_field_and_parses_booleans_strictly(tiny_cmnist, tmp_path):
     runner = CliRunner()
-    args = ["train", "--dataset", "cmnist", "--algorithm", "guided", "--data", str(tiny_cmnist), "--max-epochs", "1",
-            "--batch-size", "64", "--alpha", "0", "--window", "2", "--threads", "1", "--out", str(tmp_path / "r")]
+    args = [
+        "train",
+        "--dataset",
+        "cmnist",
+        "--algorithm",
+        "guided",
+        "--data",
+        str(tiny_cmnist),
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--alpha",
+        "0",
+        "--window",
+        "2",
+        "--threads",
+        "1",
+        "--out",
+        str(tmp_path / "r"),
+    ]
     result = runner.invoke(main, args + ["--progress", "maybe"])
     assert result.exit_code == 2 and "maybe" in result.output
     result = runner.invoke(main, args + ["--progress", "false", "--json"])
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output[result.output.index("{"):])
+    record = json.loads(result.output[result.output.index("{") :])
     assert record["config"]["alpha"] == 0.0 and record["config"]["window"] == 2
     assert record["config"]["batch_size"] == 64 and record["status"] == "done"
 
 
 def test_train_without_data_names_the_file_and_the_fix(tmp_path):
-    result = CliRunner().invoke(main, ["train", "--dataset", "cmnist", "--data", str(tmp_path / "nope.h5"),
-                                       "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main, ["train", "--dataset", "cmnist", "--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code == 1 and "nope.h5" in result.output and "repro prep cmnist" in result.output
 
 
-@pytest.mark.parametrize("dataset, names, message", [
-    ("cmnist", "mono,colour", "unknown Colored-and-gray MNIST modality 'colour'; choose from mono, gray"),
-    ("modelnet40", "front,back", "unknown ModelNet40 modality 'back'; choose from front, rear, view0 ... view11"),
-    ("nvgesture", "ir,depth", "unknown NVGesture modality 'ir'; choose from rgb, depth"),
-])
+@pytest.mark.parametrize(
+    "dataset, names, message",
+    [
+        ("cmnist", "mono,colour", "unknown Colored-and-gray MNIST modality 'colour'; choose from mono, gray"),
+        ("modelnet40", "front,back", "unknown ModelNet40 modality 'back'; choose from front, rear, view0 ... view11"),
+        ("nvgesture", "ir,depth", "unknown NVGesture modality 'ir'; choose from rgb, depth"),
+    ],
+)
 def test_train_with_an_unknown_modality_says_so_in_one_line(tmp_path, dataset, names, message):
     (tmp_path / "x.h5").touch()
-    result = CliRunner().invoke(main, ["train", "--dataset", dataset, "--modalities", names, "--algorithm", "vanilla",
-                                       "--data", str(tmp_path / "x.h5"), "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            dataset,
+            "--modalities",
+            names,
+            "--algorithm",
+            "vanilla",
+            "--data",
+            str(tmp_path / "x.h5"),
+            "--out",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 1, result.output
     assert result.output.strip() == f"Error: {message}"
 
 
 def test_bench_reports_the_ratios():
-    result = CliRunner().invoke(main, ["bench", "--json", "--device", "cpu", "--rounds", "1", "--steps", "2",
-                                       "--batch-size", "8", "--pack", "2", "--epoch-samples", "24", "--threads", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--json",
+            "--device",
+            "cpu",
+            "--rounds",
+            "1",
+            "--steps",
+            "2",
+            "--batch-size",
+            "8",
+            "--pack",
+            "2",
+            "--epoch-samples",
+            "24",
+            "--threads",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
-    for key in ("guided_over_vanilla_step", "speed_stats_fused_over_per_parameter", "train_samples_per_s", "device",
-                "packed_speedup", "epoch_s", "epoch_s_per_60k"):
+    for key in (
+        "guided_over_vanilla_step",
+        "speed_stats_fused_over_per_parameter",
+        "train_samples_per_s",
+        "device",
+        "packed_speedup",
+        "epoch_s",
+        "epoch_s_per_60k",
+    ):
         assert key in report
     assert report["guided_over_vanilla_step"] > 0 and report["speed_stats_fused_over_per_parameter"] > 0
     assert report["packed_speedup"] > 0 and report["pack"] == 2 and report["epoch_samples"] == 24
@@ -79,8 +145,28 @@ def test_bench_sets_the_loader_against_the_model(tmp_path):
     from test_nvgesture_loader import _write
 
     data = _write(tmp_path / "nvgesture.h5")  # 64-frame crops of 28 x 28
-    args = ["bench", "--json", "--device", "cpu", "--dataset", "nvgesture", "--data", str(data), "--rounds", "1",
-            "--steps", "1", "--batch-size", "2", "--threads", "1", "--workers", "1", "--loader-batches", "3"]
+    args = [
+        "bench",
+        "--json",
+        "--device",
+        "cpu",
+        "--dataset",
+        "nvgesture",
+        "--data",
+        str(data),
+        "--rounds",
+        "1",
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--threads",
+        "1",
+        "--workers",
+        "1",
+        "--loader-batches",
+        "3",
+    ]
     result = CliRunner().invoke(main, args + ["--clip", "64,28"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
@@ -90,7 +176,26 @@ def test_bench_sets_the_loader_against_the_model(tmp_path):
     result = CliRunner().invoke(main, args[:-2] + ["--loader-batches", "1", "--clip", "8,16"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["loader_over_model"] is None  # two different sizes: no ratio
-    result = CliRunner().invoke(main, ["bench", "--dataset", "nvgesture", "--data", str(tmp_path / "none.h5"),
-                                       "--rounds", "1", "--steps", "1", "--batch-size", "2", "--clip", "8,16",
-                                       "--pack", "0", "--threads", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "bench",
+            "--dataset",
+            "nvgesture",
+            "--data",
+            str(tmp_path / "none.h5"),
+            "--rounds",
+            "1",
+            "--steps",
+            "1",
+            "--batch-size",
+            "2",
+            "--clip",
+            "8,16",
+            "--pack",
+            "0",
+            "--threads",
+            "1",
+        ],
+    )
     assert result.exit_code == 1 and "none.h5" in result.output and "Traceback" not in result.output

@@ -22,9 +22,7 @@ QUIET = {"progress": False, "log": lambda msg: None}
 
 
 def _prep(out, mnist_dir, **kw):
-    return prepare_cmnist(
-        out, mnist_dir=mnist_dir, verify=False, split_sizes=TINY_SPLIT_SIZES, **{**QUIET, **kw}
-    )
+    return prepare_cmnist(out, mnist_dir=mnist_dir, verify=False, split_sizes=TINY_SPLIT_SIZES, **{**QUIET, **kw})
 
 
 def _nearest_palette(color):
@@ -48,9 +46,7 @@ def test_colorize_shapes_dtypes_and_formula(many_digits, split):
     assert color.shape == (5000, 3) and color.dtype == np.float32
     assert color_class.shape == (5000,) and color_class.dtype == np.int64
     assert color.min() >= 0 and color.max() <= 1
-    expected = np.rint(
-        gray[..., None].astype(np.float64) / 255 * color[:, None, None, :].astype(np.float64) * 255
-    )
+    expected = np.rint(gray[..., None].astype(np.float64) / 255 * color[:, None, None, :].astype(np.float64) * 255)
     assert np.abs(mono.astype(int) - expected).max() <= 1  # float32 vs float64 rounding at .5 only
     assert (mono[gray == 0] == 0).all(), "background must stay black"
 
@@ -59,9 +55,7 @@ def test_colorize_train_color_follows_label_eval_does_not(many_digits):
     gray, labels = many_digits
     acc = {}
     for split in SPLITS:
-        _, color, color_class = colorize(
-            gray, labels, split, PALETTE, DEFAULT_VARIANCE, np.random.default_rng(0)
-        )
+        _, color, color_class = colorize(gray, labels, split, PALETTE, DEFAULT_VARIANCE, np.random.default_rng(0))
         if split == "train":
             np.testing.assert_array_equal(color_class, labels)
         else:  # colour class drawn independently of the label, uniformly
@@ -128,9 +122,7 @@ def test_same_seed_same_file_other_seed_differs(tmp_path, tiny_mnist_dir):
 def test_rerun_is_a_noop_and_does_not_load_mnist(tmp_path, tiny_mnist_dir, monkeypatch):
     out = _prep(tmp_path / "c.h5", tiny_mnist_dir)
     mtime = os.stat(out).st_mtime_ns
-    monkeypatch.setattr(
-        cmnist, "load_mnist", lambda **kw: pytest.fail("an up-to-date file must not fetch MNIST")
-    )
+    monkeypatch.setattr(cmnist, "load_mnist", lambda **kw: pytest.fail("an up-to-date file must not fetch MNIST"))
     said = []
     assert _prep(out, tiny_mnist_dir, log=said.append) == out
     assert os.stat(out).st_mtime_ns == mtime
@@ -226,11 +218,7 @@ def test_cli_prep_cmnist(tmp_path, tiny_mnist_dir):
     assert r.exit_code == 0, r.output
     with h5py.File(out, "r") as f:
         recipe = json.loads(f.attrs["recipe"])
-        assert (
-            recipe["variance"] == 0.03
-            and recipe["seed"] == 2
-            and recipe["mnist_content_sha256"] == "unverified"
-        )
+        assert recipe["variance"] == 0.03 and recipe["seed"] == 2 and recipe["mnist_content_sha256"] == "unverified"
     r = CliRunner().invoke(prep, args)
     assert r.exit_code == 0 and "up to date" in r.output
 

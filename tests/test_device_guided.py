@@ -75,7 +75,7 @@ def test_a_rebalancing_step_leaves_the_accelerated_branchs_excitations_alone():
     assert int(result.fusion.code) == k
     assert all(torch.equal(p, b) for p, b in zip(excite, before, strict=False))
     assert all(torch.equal(opt.state[p]["momentum_buffer"], b) for p, b in zip(excite, bufs, strict=True))
-    assert not all(torch.equal(p, b) for p, b in zip(other, before[len(excite):], strict=True))
+    assert not all(torch.equal(p, b) for p, b in zip(other, before[len(excite) :], strict=True))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -101,8 +101,17 @@ def test_engine_records_are_those_of_the_host_decided_algorithm(tiny_cmnist, tmp
     from repro import engine
     from repro.algorithms import ALGORITHMS
 
-    cfg = resolve("cmnist", algorithm="guided", data=str(tiny_cmnist), alpha=0.02, window=3, max_epochs=3,
-                  batch_size=32, progress=False, threads=1)
+    cfg = resolve(
+        "cmnist",
+        algorithm="guided",
+        data=str(tiny_cmnist),
+        alpha=0.02,
+        window=3,
+        max_epochs=3,
+        batch_size=32,
+        progress=False,
+        threads=1,
+    )
     device = engine.train(cfg, tmp_path / "device")
     monkeypatch.setitem(ALGORITHMS, "guided", GuidedReference)
     host = engine.train(cfg, tmp_path / "host")

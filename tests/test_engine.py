@@ -16,8 +16,18 @@ from repro.hparams import resolve
 
 from engine_fixtures import write_tiny_cmnist
 
-TEST_KEYS = {"acc", "acc_branch0", "acc_branch1", "acc_branch0_unimodal", "acc_branch1_unimodal",
-             "u_m1_given_m0", "u_m0_given_m1", "d_util", "d_speed", "r_f"}
+TEST_KEYS = {
+    "acc",
+    "acc_branch0",
+    "acc_branch1",
+    "acc_branch0_unimodal",
+    "acc_branch1_unimodal",
+    "u_m1_given_m0",
+    "u_m0_given_m1",
+    "d_util",
+    "d_speed",
+    "r_f",
+}
 
 
 def _cfg(data, **kw):
@@ -72,14 +82,27 @@ def _without_timing(record: dict) -> dict:
 
 def test_resume_after_kill_gives_the_uninterrupted_record(tmp_path):
     data = write_tiny_cmnist(tmp_path / "cmnist.h5", n_train=1536, n_eval=128)
-    args = ["--dataset", "cmnist", "--algorithm", "random", "--data", str(data), "--max-epochs", "4",
-            "--batch-size", "32", "--threads", "1", "--progress", "false"]
+    args = [
+        "--dataset",
+        "cmnist",
+        "--algorithm",
+        "random",
+        "--data",
+        str(data),
+        "--max-epochs",
+        "4",
+        "--batch-size",
+        "32",
+        "--threads",
+        "1",
+        "--progress",
+        "false",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     cmd = [sys.executable, "-m", "repro", "train", *args]
     subprocess.run(cmd + ["--out", str(tmp_path / "straight")], check=True, env=env, capture_output=True)
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(cmd + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd + ["--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:  # kill it during the second epoch, mid-step
         record_path = killed / "record.json"

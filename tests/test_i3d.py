@@ -17,11 +17,17 @@ from repro.models.i3d import MaxPoolSame, PretrainedWeightsError, Unit3D
 
 # The rgb_imagenet.pt layout: unit name -> (in channels, out channels, kernel). Mixed blocks: b0, b1a, b1b,
 # b2a, b2b, b3b from the Inception-v1 widths (Szegedy et al. 2015).
-MIXED = [("Mixed_3b", 192, (64, 96, 128, 16, 32, 32)), ("Mixed_3c", 256, (128, 128, 192, 32, 96, 64)),
-         ("Mixed_4b", 480, (192, 96, 208, 16, 48, 64)), ("Mixed_4c", 512, (160, 112, 224, 24, 64, 64)),
-         ("Mixed_4d", 512, (128, 128, 256, 24, 64, 64)), ("Mixed_4e", 512, (112, 144, 288, 32, 64, 64)),
-         ("Mixed_4f", 528, (256, 160, 320, 32, 128, 128)), ("Mixed_5b", 832, (256, 160, 320, 32, 128, 128)),
-         ("Mixed_5c", 832, (384, 192, 384, 48, 128, 128))]
+MIXED = [
+    ("Mixed_3b", 192, (64, 96, 128, 16, 32, 32)),
+    ("Mixed_3c", 256, (128, 128, 192, 32, 96, 64)),
+    ("Mixed_4b", 480, (192, 96, 208, 16, 48, 64)),
+    ("Mixed_4c", 512, (160, 112, 224, 24, 64, 64)),
+    ("Mixed_4d", 512, (128, 128, 256, 24, 64, 64)),
+    ("Mixed_4e", 512, (112, 144, 288, 32, 64, 64)),
+    ("Mixed_4f", 528, (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5b", 832, (256, 160, 320, 32, 128, 128)),
+    ("Mixed_5c", 832, (384, 192, 384, 48, 128, 128)),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -36,8 +42,16 @@ def one_thread():
 def reference_units() -> dict[str, tuple[int, int, int]]:
     units = {"Conv3d_1a_7x7": (3, 64, 7), "Conv3d_2b_1x1": (64, 64, 1), "Conv3d_2c_3x3": (64, 192, 3)}
     for name, c, (w0, w1a, w1b, w2a, w2b, w3) in MIXED:
-        units.update({f"{name}.b0": (c, w0, 1), f"{name}.b1a": (c, w1a, 1), f"{name}.b1b": (w1a, w1b, 3),
-                      f"{name}.b2a": (c, w2a, 1), f"{name}.b2b": (w2a, w2b, 3), f"{name}.b3b": (c, w3, 1)})
+        units.update(
+            {
+                f"{name}.b0": (c, w0, 1),
+                f"{name}.b1a": (c, w1a, 1),
+                f"{name}.b1b": (w1a, w1b, 3),
+                f"{name}.b2a": (c, w2a, 1),
+                f"{name}.b2b": (w2a, w2b, 3),
+                f"{name}.b3b": (c, w3, 1),
+            }
+        )
     return units
 
 
@@ -119,12 +133,17 @@ def test_pretrained_weights_load_into_both_branches(tmp_path):
     assert model.branch0.head.out_features == 25  # a new head, not Kinetics' 400 logits
 
 
-@pytest.mark.parametrize("kwargs, fragment", [
-    ({"drop": ["Mixed_5c.b3b.bn.running_var"]}, "missing 1: Mixed_5c.b3b.bn.running_var"),
-    ({"reshape": ["Mixed_4d.b1b.conv3d.weight"]},
-     "wrong shape 1: Mixed_4d.b1b.conv3d.weight (255, 128, 3, 3, 3) (need (256, 128, 3, 3, 3))"),
-    ({"extra": ["Mixed_6a.b0.conv3d.weight"]}, "unexpected 1: Mixed_6a.b0.conv3d.weight"),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragment",
+    [
+        ({"drop": ["Mixed_5c.b3b.bn.running_var"]}, "missing 1: Mixed_5c.b3b.bn.running_var"),
+        (
+            {"reshape": ["Mixed_4d.b1b.conv3d.weight"]},
+            "wrong shape 1: Mixed_4d.b1b.conv3d.weight (255, 128, 3, 3, 3) (need (256, 128, 3, 3, 3))",
+        ),
+        ({"extra": ["Mixed_6a.b0.conv3d.weight"]}, "unexpected 1: Mixed_6a.b0.conv3d.weight"),
+    ],
+)
 def test_a_mismatched_weights_file_lists_the_keys(tmp_path, kwargs, fragment):
     path = tmp_path / "weights.pt"
     write_weights(path, **kwargs)
@@ -149,7 +168,19 @@ def test_cli_reports_a_missing_weights_file_in_one_line(tmp_path):
             f[f"{split}/rgb"] = np.zeros((1, 64, 8, 8, 3), np.uint8)
             f[f"{split}/depth"] = np.zeros((1, 64, 8, 8, 1), np.uint8)
             f[f"{split}/label"], f[f"{split}/num_frames"] = np.zeros(1, np.int64), np.full(1, 64, np.int32)
-    result = CliRunner().invoke(main, ["train", "--dataset", "nvgesture", "--data", str(tmp_path / "nvgesture.h5"),
-                                       "--pretrained", str(tmp_path / "absent.pt"), "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            "nvgesture",
+            "--data",
+            str(tmp_path / "nvgesture.h5"),
+            "--pretrained",
+            str(tmp_path / "absent.pt"),
+            "--out",
+            str(tmp_path / "r"),
+        ],
+    )
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert result.output.startswith(f"Error: {tmp_path / 'absent.pt'}: no such weights file")

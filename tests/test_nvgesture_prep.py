@@ -27,8 +27,10 @@ from repro.hparams import resolve
 from nvgesture_fixtures import FIXTURE, TEST_LIST, TRAIN_LIST, frame_index, make_raw
 
 QUIET = {"progress": False, "log": lambda m: None}
-pytestmark = pytest.mark.skipif(not FIXTURE.is_dir(), reason=f"no NVGesture fixture at {FIXTURE}; restore "
-                                "tests/fixtures/nvgesture from git or set NVGESTURE_FIXTURE")
+pytestmark = pytest.mark.skipif(
+    not FIXTURE.is_dir(),
+    reason=f"no NVGesture fixture at {FIXTURE}; restore tests/fixtures/nvgesture from git or set NVGESTURE_FIXTURE",
+)
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +131,7 @@ def test_a_video_ending_inside_its_window_is_cut_there_and_reported(tmp_path, ra
         assert list(g["frames_read"][:]) == [read, 40, 80, 80] and list(g["num_frames"][:]) == [64, 64, 80, 80]
         before = (64 - read) // 2
         assert frame_index(g["rgb"][0, before]) == 200 and not g["rgb"][0, :before].any()
-        assert frame_index(g["rgb"][0, before + read - 1]) == 200 + read - 1 and not g["rgb"][0, before + read:].any()
+        assert frame_index(g["rgb"][0, before + read - 1]) == 200 + read - 1 and not g["rgb"][0, before + read :].any()
     assert "1 videos end inside their listed window" in messages[-1] and "class_01/subject13_r0" in messages[-1]
 
 
@@ -176,13 +178,16 @@ def test_missing_videos_are_named_before_anything_is_written(tmp_path):
     assert not out.exists() and not (tmp_path / "nvgesture.h5.partial").exists()
 
 
-@pytest.mark.parametrize("pattern, replacement, fragment", [
-    (r"label:\d+", "label:26", "label '26' is not an integer 1-25"),
-    (r"label:\d+", "label:x", "label 'x'"),
-    (r"color:sk_color:\d+:\d+", "color:sk_color:150:140", "color window"),
-    (r"$", "colour", "malformed token 'colour'"),
-    (r"label:\d+", "", "no label field"),
-])
+@pytest.mark.parametrize(
+    "pattern, replacement, fragment",
+    [
+        (r"label:\d+", "label:26", "label '26' is not an integer 1-25"),
+        (r"label:\d+", "label:x", "label 'x'"),
+        (r"color:sk_color:\d+:\d+", "color:sk_color:150:140", "color window"),
+        (r"$", "colour", "malformed token 'colour'"),
+        (r"label:\d+", "", "no label field"),
+    ],
+)
 def test_a_malformed_list_line_names_the_line(tmp_path, raw, pattern, replacement, fragment):
     lines = (raw / TRAIN_LIST).read_text().split("\n")
     lines[2] = re.sub(pattern, replacement, lines[2], count=1)
@@ -256,11 +261,17 @@ def test_a_second_extraction_into_the_same_file_is_refused(tmp_path, raw):
     partial = tmp_path / "nvgesture.h5.partial"
     prepare_nvgesture(raw, tmp_path / "first.h5", size=16, **QUIET).rename(partial)  # a partial, as a writer holds it
     with h5py.File(partial, "r+"):
-        code = ("import sys; from data_prep.nvgesture import prepare_nvgesture; "
-                "prepare_nvgesture(sys.argv[1], sys.argv[2], size=16, progress=False)")
+        code = (
+            "import sys; from data_prep.nvgesture import prepare_nvgesture; "
+            "prepare_nvgesture(sys.argv[1], sys.argv[2], size=16, progress=False)"
+        )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        proc = subprocess.run([sys.executable, "-c", code, str(raw), str(tmp_path / "nvgesture.h5")], env=env,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(raw), str(tmp_path / "nvgesture.h5")],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
     assert proc.returncode == 1 and "another `repro prep nvgesture` is writing it" in proc.stderr
     assert partial.exists()  # the other writer's file is left alone
 
@@ -270,12 +281,33 @@ def test_tiny_training_run_on_a_file_the_stage_wrote(tmp_path, raw):
     data = prepare_nvgesture(raw, tmp_path / "nvgesture.h5", size=16, **QUIET)
     cfg = resolve("nvgesture")
     assert (cfg.lr, cfg.momentum, cfg.batch_size, cfg.alpha, cfg.window) == (0.01, 0.9, 4, 0.1, 5)
-    args = ["train", "--dataset", "nvgesture", "--algorithm", "guided", "--data", str(data), "--max-epochs", "1",
-            "--train-limit", "5", "--eval-limit", "2", "--workers", "0", "--threads", "1", "--progress", "false",
-            "--out", str(tmp_path / "run"), "--json"]
+    args = [
+        "train",
+        "--dataset",
+        "nvgesture",
+        "--algorithm",
+        "guided",
+        "--data",
+        str(data),
+        "--max-epochs",
+        "1",
+        "--train-limit",
+        "5",
+        "--eval-limit",
+        "2",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--progress",
+        "false",
+        "--out",
+        str(tmp_path / "run"),
+        "--json",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    record = json.loads(result.output[result.output.index("{"):])
+    record = json.loads(result.output[result.output.index("{") :])
     assert record["status"] == "done" and record["setting"] == "nvgesture-scratch"
     assert record["modalities"] == ["rgb", "depth"] and record["config"]["batch_size"] == 4
     assert record["epochs"][0]["steps"] == 2  # 5 training clips, batch 4

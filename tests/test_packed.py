@@ -54,8 +54,10 @@ def test_a_packed_step_is_k_separate_steps(algorithm, convolutions, device):
             x0, x1, y = _batch(len(runs), 8, 10 * epoch + i, device=device)
             sep_codes = []
             for j, t in enumerate(separate):
-                inputs = (x0[j].contiguous(memory_format=torch.channels_last),
-                          x1[j].contiguous(memory_format=torch.channels_last))
+                inputs = (
+                    x0[j].contiguous(memory_format=torch.channels_last),
+                    x1[j].contiguous(memory_format=torch.channels_last),
+                )
                 result = t.algorithm.training_step(inputs, y[j], t.optimizer)
                 sep_codes.append(int(torch.as_tensor(result.fusion.code)))
             _, _, code = pack.step(x0, x1, y.T)
@@ -67,8 +69,12 @@ def test_a_packed_step_is_k_separate_steps(algorithm, convolutions, device):
                 tol = 1e-6 if name == "speed.accumulated" else 1e-9  # M: float32 norms, summed in another order
                 torch.testing.assert_close(a, b, rtol=tol, atol=tol, msg=name)
             for a, b in zip(s.model.parameters(), p.model.parameters(), strict=True):
-                torch.testing.assert_close(s.optimizer.state[a]["momentum_buffer"],
-                                           p.optimizer.state[b]["momentum_buffer"], rtol=1e-9, atol=1e-9)
+                torch.testing.assert_close(
+                    s.optimizer.state[a]["momentum_buffer"],
+                    p.optimizer.state[b]["momentum_buffer"],
+                    rtol=1e-9,
+                    atol=1e-9,
+                )
     assert len(set(codes[6:])) >= 2, codes  # regular and re-balancing steps after the warm-up
 
 
@@ -101,15 +107,31 @@ LOSS_RTOL, D_SPEED_ATOL, ACC_SAMPLES = 1e-3, 1e-2, 4
 def test_packed_records_match_separate_runs(tmp_path):
     n_train, n_eval = 128, 64
     data = write_tiny_cmnist(tmp_path / "cmnist.h5", n_train=n_train, n_eval=n_eval)
-    cfgs = [resolve("cmnist", algorithm="guided", seed=s, lr=lr, alpha=a, data=str(data), max_epochs=3,
-                    batch_size=16, progress=False, threads=1, window=3)
-            for s, lr, a in [(0, 0.01, 0.0), (1, 0.02, 0.05), (2, 0.01, 0.1)]]
+    cfgs = [
+        resolve(
+            "cmnist",
+            algorithm="guided",
+            seed=s,
+            lr=lr,
+            alpha=a,
+            data=str(data),
+            max_epochs=3,
+            batch_size=16,
+            progress=False,
+            threads=1,
+            window=3,
+        )
+        for s, lr, a in [(0, 0.01, 0.0), (1, 0.02, 0.05), (2, 0.01, 0.1)]
+    ]
     separate = [train(c, tmp_path / f"sep{j}") for j, c in enumerate(cfgs)]
     outs = [tmp_path / f"packed{j}" for j in range(len(cfgs))]
     packed = train_packed(cfgs, outs)
     for a, b in zip(separate, packed, strict=True):
-        assert b["status"] == "done" and b["spec_hash"] == a["spec_hash"] and b["config"] == {
-            **a["config"], "data": a["config"]["data"]}
+        assert (
+            b["status"] == "done"
+            and b["spec_hash"] == a["spec_hash"]
+            and b["config"] == {**a["config"], "data": a["config"]["data"]}
+        )
         assert len(a["epochs"]) == len(b["epochs"]) and a["best_epoch"] == b["best_epoch"]
         for ea, eb in zip(a["epochs"], b["epochs"], strict=True):
             assert set(ea) == set(eb)
@@ -125,23 +147,31 @@ def test_packed_records_match_separate_runs(tmp_path):
                     assert eb[key] == ea[key], key
         for key in a["test"]:
             tol = {"d_speed": D_SPEED_ATOL, "d_util": 0.5, "u_m1_given_m0": 0.5, "u_m0_given_m1": 0.5}.get(
-                key, 100 * ACC_SAMPLES / n_eval + 1e-9)
+                key, 100 * ACC_SAMPLES / n_eval + 1e-9
+            )
             assert b["test"][key] == pytest.approx(a["test"][key], abs=tol), key
     assert train_packed(cfgs, outs) == packed  # finished: returned as they are
     assert train(cfgs[1], outs[1])["test"] == packed[1]["test"]  # a packed run's folder is an ordinary run's
 
 
-@pytest.mark.parametrize("second, message", [
-    (dict(algorithm="guided", seed=1, lr=0.1, batch_size=64), "batch_size"),  # seed and lr may differ, not this
-    (dict(algorithm="vanilla", seed=1), "algorithm"),
-])
+@pytest.mark.parametrize(
+    "second, message",
+    [
+        (dict(algorithm="guided", seed=1, lr=0.1, batch_size=64), "batch_size"),  # seed and lr may differ, not this
+        (dict(algorithm="vanilla", seed=1), "algorithm"),
+    ],
+)
 def test_what_may_not_share_a_pack(second, message):
     with pytest.raises(ValueError, match=message):
         check_packable([resolve("cmnist", algorithm="guided"), resolve("cmnist", **second)])
     with pytest.raises(ValueError, match="packing supports"):
         check_packable([resolve("cmnist", algorithm="rubi", seed=s) for s in (0, 1)])
-    check_packable([resolve("cmnist", algorithm="guided", seed=s, lr=lr, alpha=a, window=w)
-                    for s, lr, a, w in [(0, 0.01, 0.1, 5), (1, 0.1, 0.01, 3)]])
+    check_packable(
+        [
+            resolve("cmnist", algorithm="guided", seed=s, lr=lr, alpha=a, window=w)
+            for s, lr, a, w in [(0, 0.01, 0.1, 5), (1, 0.1, 0.01, 3)]
+        ]
+    )
 
 
 def test_train_packed_command(tiny_cmnist, tmp_path):
@@ -149,14 +179,40 @@ def test_train_packed_command(tiny_cmnist, tmp_path):
 
     from repro.cli import main
 
-    args = ["train-packed", "--dataset", "cmnist", "--algorithm", "guided", "--seeds", "0,1", "--lrs", "0.01,0.02",
-            "--data", str(tiny_cmnist), "--max-epochs", "1", "--batch-size", "64", "--threads", "1",
-            "--progress", "false", "--out", str(tmp_path), "--pack", "3"]
+    args = [
+        "train-packed",
+        "--dataset",
+        "cmnist",
+        "--algorithm",
+        "guided",
+        "--seeds",
+        "0,1",
+        "--lrs",
+        "0.01,0.02",
+        "--data",
+        str(tiny_cmnist),
+        "--max-epochs",
+        "1",
+        "--batch-size",
+        "64",
+        "--threads",
+        "1",
+        "--progress",
+        "false",
+        "--out",
+        str(tmp_path),
+        "--pack",
+        "3",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     records = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("*/record.json"))]
     assert sorted((r["config"]["seed"], r["config"]["lr"]) for r in records) == [
-        (0, 0.01), (0, 0.02), (1, 0.01), (1, 0.02)]
+        (0, 0.01),
+        (0, 0.02),
+        (1, 0.01),
+        (1, 0.02),
+    ]
     assert all(r["status"] == "done" for r in records)
     assert sorted(r["timing"]["pack_size"] for r in records) == [1, 3, 3, 3]  # packs of at most 3
 
@@ -166,8 +222,20 @@ def test_an_interrupted_pack_resumes_packed_or_alone(tiny_cmnist, tmp_path, monk
     (packed, bit for bit), and one of its runs may instead be finished by ordinary `repro train`."""
     import repro.packed as packed_module
 
-    cfgs = [resolve("cmnist", algorithm="guided", seed=s, data=str(tiny_cmnist), max_epochs=3, batch_size=64,
-                    alpha=0.0, progress=False, threads=1) for s in (0, 1, 2)]
+    cfgs = [
+        resolve(
+            "cmnist",
+            algorithm="guided",
+            seed=s,
+            data=str(tiny_cmnist),
+            max_epochs=3,
+            batch_size=64,
+            alpha=0.0,
+            progress=False,
+            threads=1,
+        )
+        for s in (0, 1, 2)
+    ]
     straight = train_packed(cfgs, [tmp_path / f"straight{j}" for j in range(3)])
     outs = [tmp_path / f"resumed{j}" for j in range(3)]
     original = packed_module._Pack.train_epoch

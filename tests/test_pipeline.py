@@ -47,8 +47,15 @@ def _layout(tmp_path: Path, *, data=("cmnist.h5",), done=(), weights=False) -> d
         marker = results / "table1" / "runs" / run / "done"
         marker.parent.mkdir(parents=True)
         marker.touch()
-    variables = {"VENV": str(venv), "DATA": str(data_dir), "RESULTS": str(results), "SEEDS": "0 1",
-                 "ALGORITHMS": "vanilla guided", "MODELNET40_RAW": "", "NVGESTURE_RAW": ""}
+    variables = {
+        "VENV": str(venv),
+        "DATA": str(data_dir),
+        "RESULTS": str(results),
+        "SEEDS": "0 1",
+        "ALGORITHMS": "vanilla guided",
+        "MODELNET40_RAW": "",
+        "NVGESTURE_RAW": "",
+    }
     if weights:
         (tmp_path / "rgb_imagenet.pt").touch()
         os.utime(tmp_path / "rgb_imagenet.pt", (old, old))
@@ -59,8 +66,9 @@ def _layout(tmp_path: Path, *, data=("cmnist.h5",), done=(), weights=False) -> d
 def _plan(args: list[str], variables: dict[str, str]) -> list[str]:
     # Under `make test` the inherited MAKELEVEL/MAKEFLAGS would make this a sub-make printing "Entering directory".
     env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
-    out = subprocess.run(args + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT, check=True,
-                         capture_output=True, text=True, env=env).stdout
+    out = subprocess.run(
+        args + [f"{k}={v}" for k, v in variables.items()], cwd=ROOT, check=True, capture_output=True, text=True, env=env
+    ).stdout
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
@@ -86,8 +94,9 @@ def test_make_table1_plans_only_the_missing_runs(tmp_path):
 
 
 def test_make_table1_protocol_reference_trains_into_its_own_folders(tmp_path):
-    variables = _layout(tmp_path, done=("cmnist/vanilla/seed0", "cmnist/vanilla/seed1", "cmnist/guided/seed0",
-                                        "cmnist/guided/seed1"))
+    variables = _layout(
+        tmp_path, done=("cmnist/vanilla/seed0", "cmnist/vanilla/seed1", "cmnist/guided/seed0", "cmnist/guided/seed1")
+    )
     results = variables["RESULTS"]
     assert _plan(["make", "-n", "table1"], variables)[-1].startswith(f"{variables['VENV']}/bin/repro table1")
     plan = _plan(["make", "-n", "table1", "PROTOCOL=reference"], variables)  # the paper-protocol runs don't count
@@ -133,8 +142,9 @@ def test_reproduce_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
 
 
 def test_reproduce_rejects_an_unknown_stage():
-    result = subprocess.run([str(ROOT / "reproduce.sh"), "--stages", "prep,bogus"], cwd=ROOT,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [str(ROOT / "reproduce.sh"), "--stages", "prep,bogus"], cwd=ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "unknown stage 'bogus'" in result.stderr
 

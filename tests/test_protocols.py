@@ -44,8 +44,9 @@ def test_training_state_validation_is_a_pass_in_that_state(tiny_cmnist, tmp_path
     last = record["epochs"][-1]
     assert last["eval_state"] != "regular", states  # the check below must compare a re-balancing state
     t = _restored(cfg, tmp_path / "run")
-    by_hand = branch_accuracies(t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False,
-                                fusion=fusion_for_state(last["eval_state"]))
+    by_hand = branch_accuracies(
+        t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False, fusion=fusion_for_state(last["eval_state"])
+    )
     assert by_hand == {k: last[f"val_reference_{k}"] for k in by_hand}
     regular = branch_accuracies(t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False)
     assert regular == {k: last[f"val_{k}"] for k in regular}
@@ -55,8 +56,9 @@ def test_training_state_validation_is_a_pass_in_that_state(tiny_cmnist, tmp_path
     assert ref["state"] == record["epochs"][ref["epoch"] - 1]["eval_state"]
     best = load_torch(tmp_path / "run" / BEST_REFERENCE_NAME)
     t.model.load_state_dict(best["model"])
-    tested = branch_accuracies(t.model, t.splits["test"].batches(t.eval_batch_size), unimodal=False,
-                               fusion=fusion_for_state(ref["state"]))
+    tested = branch_accuracies(
+        t.model, t.splits["test"].batches(t.eval_batch_size), unimodal=False, fusion=fusion_for_state(ref["state"])
+    )
     assert tested == {k: ref[k] for k in tested}
     assert record["best_reference_val_acc"] == max(e["val_reference_acc"] for e in record["epochs"])
 
@@ -66,8 +68,13 @@ def test_vanilla_needs_no_second_pass(tiny_cmnist, tmp_path):
     for e in record["epochs"]:
         assert e["eval_state"] == "regular" and e["val_reference_acc"] == e["val_acc"]
     ref, test = record["test_reference"], record["test"]
-    assert ref == {"acc": test["acc"], "acc_branch0": test["acc_branch0"], "acc_branch1": test["acc_branch1"],
-                   "state": "regular", "epoch": record["best_epoch"]}
+    assert ref == {
+        "acc": test["acc"],
+        "acc_branch0": test["acc_branch0"],
+        "acc_branch1": test["acc_branch1"],
+        "state": "regular",
+        "epoch": record["best_epoch"],
+    }
     assert not (tmp_path / "run" / BEST_REFERENCE_NAME).exists()
 
 
@@ -93,8 +100,9 @@ def test_second_validation_pass_changes_no_training_step(tiny_cmnist, tmp_path, 
 
 def _passes():
     g = torch.Generator().manual_seed(3)
-    return [torch.randn(n, 4, 2, 2, generator=g) for n in (4, 2, 5, 3, 6)], \
-        [torch.randn(n, 4, 3, generator=g) for n in (4, 2, 5, 3, 6)]
+    return [torch.randn(n, 4, 2, 2, generator=g) for n in (4, 2, 5, 3, 6)], [
+        torch.randn(n, 4, 3, generator=g) for n in (4, 2, 5, 3, 6)
+    ]
 
 
 def test_all_passes_gate_means_by_hand():
@@ -105,8 +113,13 @@ def test_all_passes_gate_means_by_hand():
     configure_gate_means(m_wrap := _Wrap(m), "all-passes", "own")
     assert m_wrap.mmtms()[0].gate_mean_mode == "all-passes"
     xs, ys = _passes()
-    kinds = [("train", REGULAR), ("train", REBALANCE[1]), ("eval", REGULAR), ("train", REBALANCE[0]),
-             ("train", DeviceFusion(torch.tensor(1)))]
+    kinds = [
+        ("train", REGULAR),
+        ("train", REBALANCE[1]),
+        ("eval", REGULAR),
+        ("train", REBALANCE[0]),
+        ("train", DeviceFusion(torch.tensor(1))),
+    ]
     seen_a, seen_b = [], []
     for (mode, fusion), a, b in zip(kinds, xs, ys, strict=True):
         m.train(mode == "train")
@@ -190,8 +203,7 @@ def test_demo_table_prints_both_evaluation_protocols():
     from repro.demo import _table
 
     test = {"acc": 69.13, "d_util": 0.265, "u_m1_given_m0": 0.144, "u_m0_given_m1": -0.121, "d_speed": -0.352}
-    records = {"guided": {"test": test, "test_reference": {"acc": 90.07, "state": "rebalance_m1"},
-                          "epochs": [{}] * 12}}
+    records = {"guided": {"test": test, "test_reference": {"acc": 90.07, "state": "rebalance_m1"}, "epochs": [{}] * 12}}
     table = _table(records)
     assert "test acc (%), standard | test acc (%), reference [state]" in table
     assert "| guided | 69.13 | 90.07 [rebalance_m1] | +0.265 |" in table

@@ -20,11 +20,13 @@ def test_precision_is_identity_compile_is_runtime():
 
 
 def test_bf16_runs_train_alone_and_packed(tiny_cmnist, tmp_path):
-    common = dict(data=str(tiny_cmnist), max_epochs=1, batch_size=64, progress=False, threads=1, precision="bf16",
-                  alpha=0.0)
+    common = dict(
+        data=str(tiny_cmnist), max_epochs=1, batch_size=64, progress=False, threads=1, precision="bf16", alpha=0.0
+    )
     alone = train(resolve("cmnist", algorithm="guided", **common), tmp_path / "alone")
-    packed = train_packed([resolve("cmnist", algorithm="guided", seed=s, **common) for s in (0, 1)],
-                          [tmp_path / "p0", tmp_path / "p1"])
+    packed = train_packed(
+        [resolve("cmnist", algorithm="guided", seed=s, **common) for s in (0, 1)], [tmp_path / "p0", tmp_path / "p1"]
+    )
     for record in [alone, *packed]:
         assert record["status"] == "done" and record["config"]["precision"] == "bf16"
         assert math.isfinite(record["epochs"][0]["train_loss"]) and record["test"]["acc"] is not None

@@ -87,11 +87,17 @@ def test_protocol_table_reads_both_evaluations_per_variant(built):
     """Means by construction (make_sweep_results.PROTOCOL_ACCS: seed 1 = seed 0 + 2, so sd = 1.41)."""
     out, _ = built
     index = (out / "protocol-small" / "index.md").read_text()
-    header = ("| algorithm | paper | default: standard | default: reference | all-passes: standard | "
-              "all-passes: reference | reference: standard | reference: reference |")
+    header = (
+        "| algorithm | paper | default: standard | default: reference | all-passes: standard | "
+        "all-passes: reference | reference: standard | reference: reference |"
+    )
     assert header in index
-    assert ("| guided | 91.01 ± 1.20 | 74.00 ± 1.41 (n=2) | 93.00 ± 1.41 (n=2) | 73.00 ± 1.41 (n=2) | "
-            "94.00 ± 1.41 (n=2) | 71.00 ± 1.41 (n=2) | 91.00 ± 1.41 (n=2) |") in index
-    assert ("| vanilla | 45.26 ± 0.46 | 46.00 ± 1.41 (n=2) | 46.00 ± 1.41 (n=2) | = default | = default | "
-            "= default | = default |") in index
+    assert (
+        "| guided | 91.01 ± 1.20 | 74.00 ± 1.41 (n=2) | 93.00 ± 1.41 (n=2) | 73.00 ± 1.41 (n=2) | "
+        "94.00 ± 1.41 (n=2) | 71.00 ± 1.41 (n=2) | 91.00 ± 1.41 (n=2) |"
+    ) in index
+    assert (
+        "| vanilla | 45.26 ± 0.46 | 46.00 ± 1.41 (n=2) | 46.00 ± 1.41 (n=2) | = default | = default | "
+        "= default | = default |"
+    ) in index
     assert "| cmnist | mono+gray | random | reference | 2 |" in index  # the generic table, per variant

@@ -88,7 +88,7 @@ def test_every_study_expands_on_every_dataset(data_dir):
     modelnet = [s for s in greedy if s.cfg.dataset == "modelnet40"]  # §5.2: 9 lrs x 3, front+rear and front+front
     assert len(modelnet) == 54 and {s.cfg.modalities for s in modelnet} == {"front,rear", "front,front"}
     nvgesture = [s for s in greedy if s.cfg.dataset == "nvgesture"]  # 20 lrs x 3, rgb+depth, rgb+rgb, depth+depth
-    assert len(nvgesture) == 180 and max(s.cfg.lr for s in nvgesture) <= 10 ** -1.5
+    assert len(nvgesture) == 180 and max(s.cfg.lr for s in nvgesture) <= 10**-1.5
 
 
 def test_spec_hash_ignores_runtime_fields_and_keeps_older_hashes():
@@ -97,8 +97,17 @@ def test_spec_hash_ignores_runtime_fields_and_keeps_older_hashes():
     assert base.spec_hash() == "18319f8589c6"
     assert resolve("cmnist", threads=3, device="cpu", progress=False).spec_hash() == base.spec_hash()
     assert resolve("cmnist", l1=0.0).spec_hash() == base.spec_hash()
-    assert len({base.spec_hash(), resolve("cmnist", l1=1e-5).spec_hash(), resolve("cmnist", lr=0.1).spec_hash(),
-                resolve("cmnist", seed=1).spec_hash()}) == 4
+    assert (
+        len(
+            {
+                base.spec_hash(),
+                resolve("cmnist", l1=1e-5).spec_hash(),
+                resolve("cmnist", lr=0.1).spec_hash(),
+                resolve("cmnist", seed=1).spec_hash(),
+            }
+        )
+        == 4
+    )
 
 
 def test_l1_norm_and_small_weight_fraction():

@@ -43,8 +43,7 @@ from repro.report.table1 import (
 HERE = Path(__file__).parent
 RESULTS = HERE / "golden" / "table1_results"
 GOLDEN = HERE / "golden" / "table1"
-FILES = ("table1.md", "table1.tex", "table1.csv", "table1-reference.md", "table1-reference.tex",
-         "table1-reference.csv")
+FILES = ("table1.md", "table1.tex", "table1.csv", "table1-reference.md", "table1-reference.tex", "table1-reference.csv")
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +60,7 @@ def test_golden_outputs(tmp_path):
         for name in FILES:
             (GOLDEN / name).write_bytes((tmp_path / name).read_bytes())
     for name in FILES:
-        assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), (
-            f"{name} differs from the golden file"
-        )
+        assert (tmp_path / name).read_bytes() == (GOLDEN / name).read_bytes(), f"{name} differs from the golden file"
     # Atomic writes leave no temporary files behind.
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(FILES)
 
@@ -98,9 +95,7 @@ def test_duplicate_seed_keeps_the_record_whose_path_sorts_last(table):
     assert guided.seeds == (0, 1)
     assert guided.accs == (90.0, 92.0)  # seed1_rerun (92.0) sorts after seed1 (80.0)
     assert guided.d_utils == (0.05,)  # the kept rerun reports no d_util
-    assert any(
-        n.startswith("duplicate cmnist/guided/seed 1: kept cmnist/guided/seed1_rerun") for n in table.notes
-    )
+    assert any(n.startswith("duplicate cmnist/guided/seed 1: kept cmnist/guided/seed1_rerun") for n in table.notes)
 
 
 def test_unfinished_and_broken_records_are_left_out(table):

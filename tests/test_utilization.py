@@ -21,7 +21,7 @@ def test_rates_equal_hand_computation():
 def _batches(n=40, bs=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     x0, x1, y = torch.randn(n, 3, generator=g), torch.randn(n, 3, generator=g), torch.randint(4, (n,), generator=g)
-    return [((x0[i:i + bs], x1[i:i + bs]), y[i:i + bs]) for i in range(0, n, bs)]
+    return [((x0[i : i + bs], x1[i : i + bs]), y[i : i + bs]) for i in range(0, n, bs)]
 
 
 def test_squeeze_means_are_training_set_means_of_the_mmtm_inputs():

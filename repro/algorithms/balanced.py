@@ -15,8 +15,15 @@ from ..models.fusion import REBALANCE, REGULAR, DeviceFusion, Fusion
 from .base import Algorithm, seed_for
 
 
-def alg1_transition(rebalancing: Tensor, steps_in_window: Tensor, accelerated: Tensor, regular: Tensor, d: Tensor,
-                    alpha: float | Tensor, window: int | Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def alg1_transition(
+    rebalancing: Tensor,
+    steps_in_window: Tensor,
+    accelerated: Tensor,
+    regular: Tensor,
+    d: Tensor,
+    alpha: float | Tensor,
+    window: int | Tensor,
+) -> tuple[Tensor, Tensor, Tensor]:
     """Alg. 1's state after a step, as tensor operations (elementwise, so also for K packed models at once):
     after a regular step with |d_speed| > alpha, re-balance for ``window`` steps the branch whose modality
     learns slowly (m0 if d_speed > 0, else m1); after a re-balancing step, count it and end the window."""
@@ -61,8 +68,15 @@ class Guided(Algorithm):
         if self.warming_up:
             return
         regular = torch.as_tensor(fusion.code, device=self.rebalancing.device) < 0
-        state = alg1_transition(self.rebalancing, self.steps_in_window, self.accelerated, regular,
-                                self.speed.d_speed(), self.alpha, self.window)
+        state = alg1_transition(
+            self.rebalancing,
+            self.steps_in_window,
+            self.accelerated,
+            regular,
+            self.speed.d_speed(),
+            self.alpha,
+            self.window,
+        )
         for buffer, value in zip((self.rebalancing, self.steps_in_window, self.accelerated), state, strict=True):
             buffer.copy_(value)
 

@@ -83,8 +83,9 @@ class Algorithm(nn.Module):
 
     def training_step(self, inputs: tuple[Tensor, ...], y: Tensor, optimizer: torch.optim.Optimizer) -> StepResult:
         fusion = self.next_fusion()
-        with torch.autocast(inputs[0].device.type, dtype=self.autocast_dtype or torch.bfloat16,
-                            enabled=self.autocast_dtype is not None):
+        with torch.autocast(
+            inputs[0].device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
+        ):
             out = self.model(*inputs, fusion=fusion)
             loss = self.loss(out, y)
             if self.cfg.l1 > 0:
@@ -132,8 +133,9 @@ def _flat(tensors: list[Tensor]) -> Tensor:
 
 
 def _assign(tensors: list[Tensor], flat: Tensor) -> None:
-    torch._foreach_copy_(tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors,
-                                                                  strict=True)])
+    torch._foreach_copy_(
+        tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]
+    )
 
 
 class _Excitations:
@@ -141,10 +143,17 @@ class _Excitations:
     masks saying which elements belong to which branch; their SGD momentum buffers follow in the same order."""
 
     def __init__(self, model: nn.Module):
-        self.params = [p for k in (0, 1) for m in model.mmtms()
-                       for p in (m.excite_a if k == 0 else m.excite_b).parameters()]
-        branch = torch.cat([torch.full((p.numel(),), k) for k in (0, 1) for m in model.mmtms()
-                            for p in (m.excite_a if k == 0 else m.excite_b).parameters()])
+        self.params = [
+            p for k in (0, 1) for m in model.mmtms() for p in (m.excite_a if k == 0 else m.excite_b).parameters()
+        ]
+        branch = torch.cat(
+            [
+                torch.full((p.numel(),), k)
+                for k in (0, 1)
+                for m in model.mmtms()
+                for p in (m.excite_a if k == 0 else m.excite_b).parameters()
+            ]
+        )
         branch = branch.to(self.params[0].device)
         self.branch = torch.cat([branch, branch])  # parameters, then their momentum buffers
 

@@ -17,8 +17,9 @@ class DatasetBundle:
     eval_batch_size: int = 500  # batch size of evaluation passes (memory, not results)
 
 
-def load_dataset(name: str, path: str, modalities: tuple[str, ...], train_limit: int = 0,
-                 eval_limit: int = 0, workers: int = 0) -> DatasetBundle:
+def load_dataset(
+    name: str, path: str, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
+) -> DatasetBundle:
     """``workers``: loader processes for datasets streamed from disk (ignored by in-memory ones)."""
     if name == "cmnist":
         splits = cmnist.load_cmnist(path, modalities, train_limit, eval_limit)
@@ -27,8 +28,9 @@ def load_dataset(name: str, path: str, modalities: tuple[str, ...], train_limit:
     if name == "nvgesture":
         splits = nvgesture.load_nvgesture(path, modalities, train_limit, eval_limit, workers)
         channels = tuple(nvgesture.MODALITIES[m] for m in modalities)
-        return DatasetBundle(splits, channels, nvgesture.NUM_CLASSES, cmnist.provenance(path),
-                             eval_batch_size=nvgesture.EVAL_BATCH_SIZE)
+        return DatasetBundle(
+            splits, channels, nvgesture.NUM_CLASSES, cmnist.provenance(path), eval_batch_size=nvgesture.EVAL_BATCH_SIZE
+        )
     if name == "modelnet40":
         splits = modelnet40.load_modelnet40(path, modalities, train_limit, eval_limit)
         channels = tuple(modelnet40.MODALITIES[m] for m in modalities)

@@ -30,8 +30,9 @@ def _read(path: Path, split: str, modalities: tuple[str, ...], limit: int) -> In
     return InMemorySplit(tuple(tensors[m] for m in modalities), labels)
 
 
-def load_cmnist(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
-                ) -> dict[str, InMemorySplit]:
+def load_cmnist(
+    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
+) -> dict[str, InMemorySplit]:
     path = check_request(path, modalities, MODALITIES, "Colored-and-gray MNIST", "repro prep cmnist --out {path}")
     return {
         "train": _read(path, "train", modalities, train_limit),

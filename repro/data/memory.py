@@ -33,8 +33,9 @@ class InMemorySplit:
                 moved[id(x)] = x.to(device)
         return InMemorySplit(tuple(moved[id(x)] for x in self.images), self.labels.to(device), self.flip)
 
-    def batches(self, batch_size: int, *, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
+    def batches(
+        self, batch_size: int, *, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
         """Batches of (inputs in [0, 1] as float32 channels-last, labels); shuffled when a generator is given.
         The permutation and the flips are drawn on the CPU from ``generator`` (so they do not depend on the
         device) and moved to the device once per epoch: no host-device copy, and so no synchronisation, per batch."""
@@ -45,7 +46,7 @@ class InMemorySplit:
         for start, idx in zip(range(0, n, batch_size), order.split(batch_size), strict=True):
             images = [x.index_select(0, idx) for x in self.images]
             if flips is not None:
-                mask = flips[start:start + len(idx), :, None, None, None]
+                mask = flips[start : start + len(idx), :, None, None, None]
                 images = [torch.where(mask[:, k], x.flip(3), x) for k, x in enumerate(images)]
             inputs = tuple((x.float() / 255.0).contiguous(memory_format=torch.channels_last) for x in images)
             yield inputs, self.labels.index_select(0, idx)
@@ -55,6 +56,8 @@ class InMemorySplit:
         modality (the order in which these draws were once made inside the batch loop, so runs keep their flips)."""
         if not self.flip or generator is None:
             return None
-        per_batch = [torch.stack([torch.rand(len(idx), generator=generator) < 0.5 for _ in self.images], 1)
-                     for idx in order.split(batch_size)]
+        per_batch = [
+            torch.stack([torch.rand(len(idx), generator=generator) < 0.5 for _ in self.images], 1)
+            for idx in order.split(batch_size)
+        ]
         return torch.cat(per_batch).to(self.labels.device)

@@ -50,8 +50,9 @@ def _read_views(group: h5py.Group, views: list[int], rows: np.ndarray) -> dict[i
     return out
 
 
-def load_modelnet40(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
-                    ) -> dict[str, InMemorySplit]:
+def load_modelnet40(
+    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
+) -> dict[str, InMemorySplit]:
     path = check_request(path, modalities, VIEWS, "ModelNet40", "repro prep modelnet40 --raw DIR --out {path}")
     views = [VIEWS[m] for m in modalities]
     with h5py.File(path, "r") as f:

@@ -67,16 +67,25 @@ class _Clips(Dataset):
         for m in self.stored:
             # whole frames (one contiguous read of the sample's chunk), then the crop: a cropped HDF5 selection
             # reads row by row and costs ~4x the CPU time
-            frames = group[m][index, t0:t0 + CLIP_FRAMES]
-            clips.append(torch.from_numpy(np.ascontiguousarray(frames[:, top:top + self.crop, left:left + self.crop])))
+            frames = group[m][index, t0 : t0 + CLIP_FRAMES]
+            clips.append(
+                torch.from_numpy(np.ascontiguousarray(frames[:, top : top + self.crop, left : left + self.crop]))
+            )
         return tuple(clips), int(group["label"][index]), flip
 
 
 class StreamedClipSplit:
     """One split of the NVGesture file, duck-typed like :class:`repro.data.memory.InMemorySplit`."""
 
-    def __init__(self, path: str | Path, split: str, modalities: tuple[str, ...], limit: int = 0,
-                 workers: int = 0, device: torch.device | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        modalities: tuple[str, ...],
+        limit: int = 0,
+        workers: int = 0,
+        device: torch.device | None = None,
+    ):
         self.path, self.split, self.modalities = Path(path), split, modalities
         self.workers, self.device = workers, device or torch.device("cpu")
         with h5py.File(self.path, "r") as f:
@@ -117,13 +126,18 @@ class StreamedClipSplit:
         """The DataLoader behind :meth:`batches`: uint8 (B, T, H, W, C) clips per stored modality (unflipped),
         labels, flips (B,) bool."""
         return DataLoader(
-            _Clips(self.path, self.split, self.stored, self.crop), batch_size=batch_size,
-            sampler=self.items(generator), num_workers=self.workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=False, prefetch_factor=4 if self.workers else None,
+            _Clips(self.path, self.split, self.stored, self.crop),
+            batch_size=batch_size,
+            sampler=self.items(generator),
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if self.workers else None,
         )
 
-    def batches(self, batch_size: int, *, generator: torch.Generator | None = None
-                ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
+    def batches(
+        self, batch_size: int, *, generator: torch.Generator | None = None
+    ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
         """Batches of (inputs per modality as (B, C, T, H, W) float in [-1, 1] on the device, labels)."""
         for clips, labels, flips in self.loader(batch_size, generator):
             flips = flips.to(self.device, non_blocking=True) if flips.any() else None
@@ -141,8 +155,9 @@ def _to_input(clip: Tensor, flips: Tensor | None, device: torch.device) -> Tenso
     return x.div_(127.5).sub_(1.0).contiguous()
 
 
-def load_nvgesture(path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0,
-                   workers: int = 0) -> dict[str, StreamedClipSplit]:
+def load_nvgesture(
+    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
+) -> dict[str, StreamedClipSplit]:
     path = check_request(path, modalities, MODALITIES, "NVGesture", "repro prep nvgesture --raw DIR --out {path}")
     limits = {"train": train_limit, "val": eval_limit, "test": eval_limit}
     return {s: StreamedClipSplit(path, s, modalities, limits[s], workers) for s in ("train", "val", "test")}

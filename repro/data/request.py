@@ -11,8 +11,9 @@ class DataRequestError(ValueError):
     """An unknown modality name for the dataset."""
 
 
-def check_request(path: str | Path, modalities: Iterable[str], known: Iterable[str], dataset: str,
-                  prep_command: str) -> Path:
+def check_request(
+    path: str | Path, modalities: Iterable[str], known: Iterable[str], dataset: str, prep_command: str
+) -> Path:
     """``path`` as a Path, once every name in ``modalities`` is in ``known`` and the file exists.
 
     ``prep_command`` is the command that writes the file, with ``{path}`` where the output goes."""

@@ -64,8 +64,9 @@ def states(results: Path, plan: Plan) -> list[str]:
     return [run_state(Path(results) / RUNS_DIR / s.name) for s in plan.specs]
 
 
-def todo(results: Path, plan: Plan, retry_failed: bool, threads: int = 0, device: str = "auto",
-         log=_print) -> list[Task]:
+def todo(
+    results: Path, plan: Plan, retry_failed: bool, threads: int = 0, device: str = "auto", log=_print
+) -> list[Task]:
     """The runs to hand out, after one summary line of the sweep's state."""
     found = states(results, plan)
     counts = Counter(found)
@@ -78,8 +79,10 @@ def todo(results: Path, plan: Plan, retry_failed: bool, threads: int = 0, device
             tasks.append(Task(i, config, str(Path(results) / RUNS_DIR / spec.name), _label(spec)))
     parts = [f"{counts[s]} {s}" for s in ("done", "failed", "running", "partial", "pending") if counts[s]]
     note = "" if retry_failed or not counts["failed"] else " (failed runs are skipped; --retry-failed reruns them)"
-    log(f"{plan.study.name} [{plan.budget}]: {len(plan.specs)} runs: {', '.join(parts) or 'none'}{note}; "
-        f"{len(tasks)} to run")
+    log(
+        f"{plan.study.name} [{plan.budget}]: {len(plan.specs)} runs: {', '.join(parts) or 'none'}{note}; "
+        f"{len(tasks)} to run"
+    )
     for dataset, reason in plan.skipped.items():
         log(f"  skipped dataset {dataset}: {reason}")
     return tasks
@@ -91,8 +94,10 @@ def into_units(tasks: list[Task], pack: int, log=_print) -> list[Unit]:
     units = group_into_packs(tasks, lambda t: pack_key(from_dict(t.config)), pack)
     if pack > 1 and tasks:
         packed = sum(len(u) for u in units if len(u) > 1)
-        log(f"--pack {pack}: {packed} of {len(tasks)} runs in {sum(len(u) > 1 for u in units)} pack(s), "
-            f"{len(tasks) - packed} alone")
+        log(
+            f"--pack {pack}: {packed} of {len(tasks)} runs in {sum(len(u) > 1 for u in units)} pack(s), "
+            f"{len(tasks) - packed} alone"
+        )
     return units
 
 
@@ -136,8 +141,16 @@ def _line(done: int, total: int, outcome: Outcome, task: Task) -> str:
     return f"{head}: {outcome.summary}" + (f" in {outcome.seconds:.0f} s" if outcome.seconds else "")
 
 
-def launch_local(plan: Plan, results: Path, workers: int = 1, threads: int = 0, device: str = "auto",
-                 retry_failed: bool = False, pack: int = 1, log=_print) -> list[Outcome]:
+def launch_local(
+    plan: Plan,
+    results: Path,
+    workers: int = 1,
+    threads: int = 0,
+    device: str = "auto",
+    retry_failed: bool = False,
+    pack: int = 1,
+    log=_print,
+) -> list[Outcome]:
     """Run the sweep's remaining runs on ``workers`` processes, ``pack`` runs at a time where they may train
     packed. ``threads`` 0: the CPU cores shared evenly. A worker that dies (out of memory, a signal) has its runs
     recorded as failed and is replaced."""
@@ -153,7 +166,7 @@ def launch_local(plan: Plan, results: Path, workers: int = 1, threads: int = 0, 
     begun = time.perf_counter()
 
     def progress(line: str) -> None:  # the outcome line, with the time so far and a naive estimate of the rest
-        done = int(line[1:line.index("/")])
+        done = int(line[1 : line.index("/")])
         elapsed = time.perf_counter() - begun
         log(f"{line}  [{elapsed / 60:.1f} min, ~{elapsed / done * (len(tasks) - done) / 60:.0f} min left]")
 
@@ -175,8 +188,9 @@ def _run_here(units: list[Unit], total: int, retry_failed: bool, log) -> list[Ou
     return outcomes
 
 
-def _run_workers(units: list[Unit], total: int, workers: int, retry_failed: bool, threads: int, device: str,
-                 log) -> list[Outcome]:
+def _run_workers(
+    units: list[Unit], total: int, workers: int, retry_failed: bool, threads: int, device: str, log
+) -> list[Outcome]:
     ctx = mp.get_context("spawn")  # no fork of a process that may hold torch threads
     unit_q, events = ctx.Queue(), ctx.Queue()
     for u in units:
@@ -254,8 +268,15 @@ class SlurmOptions:
     cluster: str = "slurm"  # submitit's executor; "local" runs the array on this machine (tests)
 
 
-def launch_slurm(plan: Plan, results: Path, options: SlurmOptions, retry_failed: bool = False,
-                 wait: bool = False, pack: int = 1, log=_print):
+def launch_slurm(
+    plan: Plan,
+    results: Path,
+    options: SlurmOptions,
+    retry_failed: bool = False,
+    wait: bool = False,
+    pack: int = 1,
+    log=_print,
+):
     """Submit the remaining runs as one job array, ``runs_per_task`` units (runs, or packs of up to ``pack`` runs)
     per array task; return the jobs. With ``wait``, block until every task has finished and log each run's
     outcome."""
@@ -268,20 +289,27 @@ def launch_slurm(plan: Plan, results: Path, options: SlurmOptions, retry_failed:
         return []
     units = into_units(tasks, pack, log=log)
     k = max(1, options.runs_per_task)
-    chunks = [units[i:i + k] for i in range(0, len(units), k)]
+    chunks = [units[i : i + k] for i in range(0, len(units), k)]
     folder = Path(results) / "slurm" / "%j"
     executor = submitit.AutoExecutor(folder=folder, cluster=options.cluster)
-    params = dict(name=f"repro-{plan.study.name}", timeout_min=options.timeout_min,
-                  gpus_per_node=options.gpus_per_task, cpus_per_task=options.cpus_per_task,
-                  mem_gb=options.mem_gb, slurm_array_parallelism=options.array_parallelism)
+    params = dict(
+        name=f"repro-{plan.study.name}",
+        timeout_min=options.timeout_min,
+        gpus_per_node=options.gpus_per_task,
+        cpus_per_task=options.cpus_per_task,
+        mem_gb=options.mem_gb,
+        slurm_array_parallelism=options.array_parallelism,
+    )
     if options.partition:
         params["slurm_partition"] = options.partition
     executor.update_parameters(**params)
     n = len(chunks)
     jobs = executor.map_array(run_chunk, chunks, [retry_failed] * n, [os.getcwd()] * n)
     unit = "packs" if pack > 1 else "runs"
-    log(f"submitted {len(tasks)} runs as {n} array task(s) of up to {k} {unit}: job {jobs[0].job_id.split('_')[0]}; "
-        f"logs in {folder.parent}/<job id>/")
+    log(
+        f"submitted {len(tasks)} runs as {n} array task(s) of up to {k} {unit}: job {jobs[0].job_id.split('_')[0]}; "
+        f"logs in {folder.parent}/<job id>/"
+    )
     if wait:
         outcomes = [o for job in jobs for o in job.result()]
         counts = Counter(o.state for o in outcomes)

@@ -107,8 +107,15 @@ def record_failure(run_dir: Path, cfg: RunConfig, error: str) -> None:
     """Mark the run failed with ``error``, keeping what its record already holds (the engine writes failures that
     happen inside the training loop itself; this covers the set-up, e.g. a missing file, and crashed workers)."""
     record = read_record(run_dir) or {
-        "dataset": cfg.dataset, "setting": cfg.setting, "algorithm": cfg.algorithm, "seed": cfg.seed,
-        "modalities": list(cfg.modality_names), "spec_hash": cfg.spec_hash(), "config": asdict(cfg), "epochs": []}
+        "dataset": cfg.dataset,
+        "setting": cfg.setting,
+        "algorithm": cfg.algorithm,
+        "seed": cfg.seed,
+        "modalities": list(cfg.modality_names),
+        "spec_hash": cfg.spec_hash(),
+        "config": asdict(cfg),
+        "epochs": [],
+    }
     record.update(status="failed", error=error)
     write_json(Path(run_dir) / RECORD_NAME, record)
 
@@ -141,8 +148,9 @@ def execute_pack(configs: list[dict], run_dirs: list[str | Path], retry_failed: 
             else:
                 wanted.append(i)
         if wanted:
-            for i, outcome in zip(wanted, _train([from_dict(configs[i]) for i in wanted],
-                                                 [run_dirs[i] for i in wanted]), strict=True):
+            for i, outcome in zip(
+                wanted, _train([from_dict(configs[i]) for i in wanted], [run_dirs[i] for i in wanted]), strict=True
+            ):
                 outcomes[i] = outcome
     return outcomes
 

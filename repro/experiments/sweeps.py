@@ -70,13 +70,13 @@ class LrRange:
             # still cover the range), from a fixed generator: the same values on every machine
             edges = np.linspace(lo, hi, n + 1)
             exps = np.random.default_rng(20220205).uniform(edges[:-1], edges[1:])
-        return [round_sig(10.0 ** e) for e in exps]
+        return [round_sig(10.0**e) for e in exps]
 
 
 LR_RANGES: dict[str, LrRange] = {
     "cmnist": LrRange(1e-5, 1.0, n=20, seeds=4, sampling="random", identical="each"),
     "modelnet40": LrRange(1e-3, 1.0, n=9, seeds=3, sampling="grid", identical="m0"),
-    "nvgesture": LrRange(1e-4, 10 ** -1.5, n=20, seeds=3, sampling="random", identical="each"),
+    "nvgesture": LrRange(1e-4, 10**-1.5, n=20, seeds=3, sampling="random", identical="each"),
 }
 
 #: |E[d_util]| of vanilla models with distinct modalities reported in §5.2: the reference for A.6's α.
@@ -103,12 +103,15 @@ class Small:
 #: takes about half an hour on a 2-core CPU with 2 workers × 1 thread (measured: docs/sweeps.md). The ModelNet40 and
 #: NVGesture profiles are first guesses, not yet timed.
 SMALL: dict[str, Small] = {
-    "cmnist": Small(lrs=10, seeds=2, lambdas=5, sensitivity_seeds=1,
-                    overrides=dict(train_limit=8000, eval_limit=2000, max_epochs=7)),
-    "modelnet40": Small(lrs=5, seeds=1, lambdas=5, sensitivity_seeds=1,
-                        overrides=dict(train_limit=800, eval_limit=400, max_epochs=3)),
-    "nvgesture": Small(lrs=5, seeds=1, lambdas=5, sensitivity_seeds=1,
-                       overrides=dict(train_limit=200, eval_limit=100, max_epochs=3)),
+    "cmnist": Small(
+        lrs=10, seeds=2, lambdas=5, sensitivity_seeds=1, overrides=dict(train_limit=8000, eval_limit=2000, max_epochs=7)
+    ),
+    "modelnet40": Small(
+        lrs=5, seeds=1, lambdas=5, sensitivity_seeds=1, overrides=dict(train_limit=800, eval_limit=400, max_epochs=3)
+    ),
+    "nvgesture": Small(
+        lrs=5, seeds=1, lambdas=5, sensitivity_seeds=1, overrides=dict(train_limit=200, eval_limit=100, max_epochs=3)
+    ),
 }
 
 
@@ -180,10 +183,18 @@ def _lr_study(algorithms: tuple[str, ...], identical: bool):
         base = _base(dataset, budget, data_dir)
         # Seed-major, then lr, then pair and algorithm: a sweep stopped part-way leaves a balanced subset
         # (every pair and algorithm over the whole lr range), not the distinct pair alone.
-        return [RunSpec(resolve(dataset, algorithm=alg, modalities=mods, lr=lr, seed=seed, **base),
-                        {"lr": lr, "seed": seed}, pair)
-                for seed in range(seeds) for lr in lrs for pair, mods in _pairs(dataset, identical)
-                for alg in algorithms]
+        return [
+            RunSpec(
+                resolve(dataset, algorithm=alg, modalities=mods, lr=lr, seed=seed, **base),
+                {"lr": lr, "seed": seed},
+                pair,
+            )
+            for seed in range(seeds)
+            for lr in lrs
+            for pair, mods in _pairs(dataset, identical)
+            for alg in algorithms
+        ]
+
     return build
 
 
@@ -193,50 +204,83 @@ def _sensitivity_seeds(dataset: str, budget: str) -> int:
 
 def _l1(dataset: str, budget: str, data_dir: str) -> list[RunSpec]:
     n = SMALL[dataset].lambdas if budget == "small" else 10
-    lambdas = [round_sig(10.0 ** e) for e in np.linspace(*np.log10(L1_LAMBDAS), n)]
+    lambdas = [round_sig(10.0**e) for e in np.linspace(*np.log10(L1_LAMBDAS), n)]
     base = _base(dataset, budget, data_dir)
-    return [RunSpec(resolve(dataset, algorithm="vanilla", l1=lam, seed=seed, **base), {"l1": lam, "seed": seed})
-            for lam in lambdas for seed in range(_sensitivity_seeds(dataset, budget))]
+    return [
+        RunSpec(resolve(dataset, algorithm="vanilla", l1=lam, seed=seed, **base), {"l1": lam, "seed": seed})
+        for lam in lambdas
+        for seed in range(_sensitivity_seeds(dataset, budget))
+    ]
 
 
 def _window(dataset: str, budget: str, data_dir: str) -> list[RunSpec]:
     base = _base(dataset, budget, data_dir)
-    return [RunSpec(resolve(dataset, algorithm="guided", window=q, seed=seed, **base), {"window": q, "seed": seed})
-            for q in WINDOWS for seed in range(_sensitivity_seeds(dataset, budget))]
+    return [
+        RunSpec(resolve(dataset, algorithm="guided", window=q, seed=seed, **base), {"window": q, "seed": seed})
+        for q in WINDOWS
+        for seed in range(_sensitivity_seeds(dataset, budget))
+    ]
 
 
 def _tolerance(dataset: str, budget: str, data_dir: str) -> list[RunSpec]:
     base = _base(dataset, budget, data_dir)
     ref = PAPER_ABS_MEAN_DUTIL[dataset]
-    return [RunSpec(resolve(dataset, algorithm="guided", alpha=round_sig(f * ref), seed=seed, **base),
-                    {"alpha_fraction": f, "alpha": round_sig(f * ref), "seed": seed})
-            for f in ALPHA_FRACTIONS for seed in range(_sensitivity_seeds(dataset, budget))]
+    return [
+        RunSpec(
+            resolve(dataset, algorithm="guided", alpha=round_sig(f * ref), seed=seed, **base),
+            {"alpha_fraction": f, "alpha": round_sig(f * ref), "seed": seed},
+        )
+        for f in ALPHA_FRACTIONS
+        for seed in range(_sensitivity_seeds(dataset, budget))
+    ]
 
 
 def _protocol(dataset: str, budget: str, data_dir: str) -> list[RunSpec]:
     base = _base(dataset, budget, data_dir)
     if budget == "small":
         base.update(PROTOCOL_SMALL.get(dataset, {}))
-    return [RunSpec(resolve(dataset, algorithm=alg, seed=seed, **base, **over), {"variant": variant, "seed": seed})
-            for seed in range(FULL_SEEDS) for alg in ("vanilla", "random", "guided")
-            for variant, over in PROTOCOL_VARIANTS.items() if alg != "vanilla" or variant == "default"]
+    return [
+        RunSpec(resolve(dataset, algorithm=alg, seed=seed, **base, **over), {"variant": variant, "seed": seed})
+        for seed in range(FULL_SEEDS)
+        for alg in ("vanilla", "random", "guided")
+        for variant, over in PROTOCOL_VARIANTS.items()
+        if alg != "vanilla" or variant == "default"
+    ]
 
 
-STUDIES: dict[str, Study] = {s.name: s for s in (
-    Study("lr-greedy", "Fig. 2, Fig. A.2 (§5.2)", "d_util and d_speed of vanilla models over learning rates",
-          _lr_study(("vanilla",), identical=True)),
-    Study("lr-vs-dutil", "Fig. A.3 (§5.2)", "d_util against the learning rate", _lr_study(("vanilla",), False)),
-    Study("guided-vs-vanilla", "Fig. 4 (§5.4)", "d_util of guided and vanilla models",
-          _lr_study(("vanilla", "guided"), identical=False)),
-    Study("random-vs-vanilla", "Fig. A.7 (§5.4)", "d_util of random and vanilla models",
-          _lr_study(("vanilla", "random"), identical=False)),
-    Study("l1", "Fig. 3, Fig. A.4 (§5.3)", "|d_util| and |d_speed| against the L1 weight and R(f)", _l1),
-    Study("window", "Fig. A.5", "sensitivity of guided training to the re-balancing window Q", _window),
-    Study("tolerance", "Fig. A.6", "sensitivity of guided training to the imbalance tolerance alpha", _tolerance),
-    Study("protocol", "Table 1 (docs/fidelity.md)",
-          "test accuracy under both evaluation protocols, with the reference code's gate means one at a time",
-          _protocol),
-)}
+STUDIES: dict[str, Study] = {
+    s.name: s
+    for s in (
+        Study(
+            "lr-greedy",
+            "Fig. 2, Fig. A.2 (§5.2)",
+            "d_util and d_speed of vanilla models over learning rates",
+            _lr_study(("vanilla",), identical=True),
+        ),
+        Study("lr-vs-dutil", "Fig. A.3 (§5.2)", "d_util against the learning rate", _lr_study(("vanilla",), False)),
+        Study(
+            "guided-vs-vanilla",
+            "Fig. 4 (§5.4)",
+            "d_util of guided and vanilla models",
+            _lr_study(("vanilla", "guided"), identical=False),
+        ),
+        Study(
+            "random-vs-vanilla",
+            "Fig. A.7 (§5.4)",
+            "d_util of random and vanilla models",
+            _lr_study(("vanilla", "random"), identical=False),
+        ),
+        Study("l1", "Fig. 3, Fig. A.4 (§5.3)", "|d_util| and |d_speed| against the L1 weight and R(f)", _l1),
+        Study("window", "Fig. A.5", "sensitivity of guided training to the re-balancing window Q", _window),
+        Study("tolerance", "Fig. A.6", "sensitivity of guided training to the imbalance tolerance alpha", _tolerance),
+        Study(
+            "protocol",
+            "Table 1 (docs/fidelity.md)",
+            "test accuracy under both evaluation protocols, with the reference code's gate means one at a time",
+            _protocol,
+        ),
+    )
+}
 
 
 # --- expanding a study ------------------------------------------------------------------------------------------
@@ -252,11 +296,24 @@ class Plan:
     def manifest(self) -> dict:
         """What the figures need to know of the sweep beyond the records: members, swept values, pair kinds."""
         return {
-            "study": self.study.name, "budget": self.budget, "figure": self.study.figure, "title": self.study.title,
-            "datasets": sorted({s.cfg.dataset for s in self.specs}), "skipped": self.skipped,
-            "runs": [{"dir": f"runs/{s.name}", "spec_hash": s.cfg.spec_hash(), "dataset": s.cfg.dataset,
-                      "algorithm": s.cfg.algorithm, "modalities": s.cfg.modalities, "pair": s.pair,
-                      "params": s.params} for s in self.specs],
+            "study": self.study.name,
+            "budget": self.budget,
+            "figure": self.study.figure,
+            "title": self.study.title,
+            "datasets": sorted({s.cfg.dataset for s in self.specs}),
+            "skipped": self.skipped,
+            "runs": [
+                {
+                    "dir": f"runs/{s.name}",
+                    "spec_hash": s.cfg.spec_hash(),
+                    "dataset": s.cfg.dataset,
+                    "algorithm": s.cfg.algorithm,
+                    "modalities": s.cfg.modalities,
+                    "pair": s.pair,
+                    "params": s.params,
+                }
+                for s in self.specs
+            ],
         }
 
 
@@ -265,8 +322,7 @@ def known_datasets() -> list[str]:
     return [d for d in DATASET_DEFAULTS if d in LR_RANGES]
 
 
-def expand(name: str, budget: str = "full", data_dir: str | Path = "data",
-           datasets: list[str] | None = None) -> Plan:
+def expand(name: str, budget: str = "full", data_dir: str | Path = "data", datasets: list[str] | None = None) -> Plan:
     """The run specs of study ``name`` on every dataset whose prepared file ``<data_dir>/<dataset>.h5`` exists
     (restricted to ``datasets`` if given); the others are listed in ``Plan.skipped`` with the reason."""
     if name not in STUDIES:

@@ -52,8 +52,7 @@ class ConditionalSpeed(nn.Module):
     def gradient_sq(self) -> Tensor:
         """||G||^2 per parameter, to be taken after ``backward`` and before the optimizer step.
         A parameter without a gradient in this step contributes zero."""
-        grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device, dtype=p.dtype)
-                 for p in self.params]
+        grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device, dtype=p.dtype) for p in self.params]
         return _squared_norms(grads)
 
     @torch.no_grad()

@@ -33,6 +33,7 @@ def compute_squeeze_means(model: nn.Module, batches: Iterable[tuple[tuple[Tensor
             a, b = inputs[0], inputs[1]
             sums[index][0] = sums[index][0] + squeeze(a).double().sum(0)
             sums[index][1] = sums[index][1] + squeeze(b).double().sum(0)
+
         return accumulate
 
     handles = [m.register_forward_pre_hook(hook(i)) for i, m in enumerate(mmtms)]
@@ -54,8 +55,12 @@ def compute_squeeze_means(model: nn.Module, batches: Iterable[tuple[tuple[Tensor
 
 
 @torch.no_grad()
-def branch_accuracies(model: nn.Module, batches: Iterable[tuple[tuple[Tensor, ...], Tensor]],
-                      unimodal: bool = True, fusion: Fusion = REGULAR) -> dict[str, float]:
+def branch_accuracies(
+    model: nn.Module,
+    batches: Iterable[tuple[tuple[Tensor, ...], Tensor]],
+    unimodal: bool = True,
+    fusion: Fusion = REGULAR,
+) -> dict[str, float]:
     """Accuracies in percent of y_hat, of each branch (f0, f1) and, with ``unimodal``, of f'0 and f'1.
     The squeeze means must have been computed first (:func:`compute_squeeze_means`). ``fusion``: the fusion of
     the passes for y_hat, f0 and f1 (regular, or a re-balancing state for the reference evaluation)."""

@@ -24,5 +24,15 @@ def build_model(dataset: str, in_channels: tuple[int, ...], num_classes: int, pr
     raise ValueError(f"no model for dataset {dataset!r}")
 
 
-__all__ = ["CUT", "GROUP_NAMES", "REBALANCE", "REGULAR", "DeviceFusion", "Fusion", "ModelOutput", "TwoBranchNet",
-           "UniModalNet", "build_model"]
+__all__ = [
+    "CUT",
+    "GROUP_NAMES",
+    "REBALANCE",
+    "REGULAR",
+    "DeviceFusion",
+    "Fusion",
+    "ModelOutput",
+    "TwoBranchNet",
+    "UniModalNet",
+    "build_model",
+]

@@ -29,17 +29,19 @@ from .twobranch import Branch, TwoBranchNet, UniModalNet
 
 #: Output channels of each inception module's branches: b0 (1x1), b1a (1x1) -> b1b (3x3x3), b2a (1x1) -> b2b
 #: (3x3x3), b3 (3x3x3 max-pool -> 1x1), as Inception-v1 (Szegedy et al. 2015, Table 1).
-INCEPTION = OrderedDict([
-    ("Mixed_3b", (64, 96, 128, 16, 32, 32)),
-    ("Mixed_3c", (128, 128, 192, 32, 96, 64)),
-    ("Mixed_4b", (192, 96, 208, 16, 48, 64)),
-    ("Mixed_4c", (160, 112, 224, 24, 64, 64)),
-    ("Mixed_4d", (128, 128, 256, 24, 64, 64)),
-    ("Mixed_4e", (112, 144, 288, 32, 64, 64)),
-    ("Mixed_4f", (256, 160, 320, 32, 128, 128)),
-    ("Mixed_5b", (256, 160, 320, 32, 128, 128)),
-    ("Mixed_5c", (384, 192, 384, 48, 128, 128)),
-])
+INCEPTION = OrderedDict(
+    [
+        ("Mixed_3b", (64, 96, 128, 16, 32, 32)),
+        ("Mixed_3c", (128, 128, 192, 32, 96, 64)),
+        ("Mixed_4b", (192, 96, 208, 16, 48, 64)),
+        ("Mixed_4c", (160, 112, 224, 24, 64, 64)),
+        ("Mixed_4d", (128, 128, 256, 24, 64, 64)),
+        ("Mixed_4e", (112, 144, 288, 32, 64, 64)),
+        ("Mixed_4f", (256, 160, 320, 32, 128, 128)),
+        ("Mixed_5b", (256, 160, 320, 32, 128, 128)),
+        ("Mixed_5c", (384, 192, 384, 48, 128, 128)),
+    ]
+)
 #: The blocks after which an MMTM fuses the branches (§5.1: "the six final inception modules").
 FUSED = ("Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "Mixed_5b", "Mixed_5c")
 FEATURES = 1024  # channels of Mixed_5c
@@ -109,13 +111,15 @@ class Inception(nn.Module):
 
 def i3d_blocks(in_channels: int) -> OrderedDict[str, nn.Module]:
     """The I3D body, Conv3d_1a_7x7 ... Mixed_5c, named as in the port (and ``rgb_imagenet.pt``)."""
-    blocks: OrderedDict[str, nn.Module] = OrderedDict([
-        ("Conv3d_1a_7x7", Unit3D(in_channels, 64, (7, 7, 7), (2, 2, 2))),
-        ("MaxPool3d_2a_3x3", MaxPoolSame((1, 3, 3), (1, 2, 2))),
-        ("Conv3d_2b_1x1", Unit3D(64, 64)),
-        ("Conv3d_2c_3x3", Unit3D(64, 192, (3, 3, 3))),
-        ("MaxPool3d_3a_3x3", MaxPoolSame((1, 3, 3), (1, 2, 2))),
-    ])
+    blocks: OrderedDict[str, nn.Module] = OrderedDict(
+        [
+            ("Conv3d_1a_7x7", Unit3D(in_channels, 64, (7, 7, 7), (2, 2, 2))),
+            ("MaxPool3d_2a_3x3", MaxPoolSame((1, 3, 3), (1, 2, 2))),
+            ("Conv3d_2b_1x1", Unit3D(64, 64)),
+            ("Conv3d_2c_3x3", Unit3D(64, 192, (3, 3, 3))),
+            ("MaxPool3d_3a_3x3", MaxPoolSame((1, 3, 3), (1, 2, 2))),
+        ]
+    )
     c = 192
     for name, widths in INCEPTION.items():
         if name == "Mixed_4b":
@@ -158,18 +162,24 @@ def read_weights(path: str | Path) -> Mapping[str, Tensor]:
     """The state dict of a weights file (a ``{"state_dict": ...}`` wrapper and ``module.`` prefixes undone)."""
     path = Path(path)
     if not path.is_file():
-        raise PretrainedWeightsError(f"{path}: no such weights file; pass the path of the Kinetics-pretrained "
-                                     f"I3D weights (rgb_imagenet.pt of pytorch-i3d) to --pretrained")
+        raise PretrainedWeightsError(
+            f"{path}: no such weights file; pass the path of the Kinetics-pretrained "
+            f"I3D weights (rgb_imagenet.pt of pytorch-i3d) to --pretrained"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and torch errors alike mean "not a weights file"
-        raise PretrainedWeightsError(f"{path}: not a PyTorch state dict ({type(e).__name__}: {e}); pass "
-                                     f"rgb_imagenet.pt of pytorch-i3d to --pretrained") from e
+        raise PretrainedWeightsError(
+            f"{path}: not a PyTorch state dict ({type(e).__name__}: {e}); pass "
+            f"rgb_imagenet.pt of pytorch-i3d to --pretrained"
+        ) from e
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise PretrainedWeightsError(f"{path}: holds a {type(state).__name__}, not a state dict of tensors; pass "
-                                     f"rgb_imagenet.pt of pytorch-i3d to --pretrained")
+        raise PretrainedWeightsError(
+            f"{path}: holds a {type(state).__name__}, not a state dict of tensors; pass "
+            f"rgb_imagenet.pt of pytorch-i3d to --pretrained"
+        )
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
@@ -194,12 +204,17 @@ def load_pretrained(branch: Branch, state: Mapping[str, Tensor], path: str | Pat
             mismatched.append(f"{key} {tuple(value.shape)} (need {tuple(shape)})")
             continue
         loaded[target] = value.to(own[target].dtype)
-    problems = [f"{what} {len(keys)}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
-                for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
-                if keys]
+    problems = [
+        f"{what} {len(keys)}: {', '.join(keys[:8])}{' ...' if len(keys) > 8 else ''}"
+        for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+        if keys
+    ]
     if problems:
-        raise PretrainedWeightsError(f"{path}: not I3D weights in the rgb_imagenet.pt layout ("
-                                     + "; ".join(problems) + "); pass rgb_imagenet.pt of pytorch-i3d")
+        raise PretrainedWeightsError(
+            f"{path}: not I3D weights in the rgb_imagenet.pt layout ("
+            + "; ".join(problems)
+            + "); pass rgb_imagenet.pt of pytorch-i3d"
+        )
     branch.load_state_dict(loaded, strict=False)
 
 

@@ -137,5 +137,6 @@ def configure_gate_means(model: nn.Module, mode: str = "regular-steps", source: 
         if source == "branch0" and width_a != width_b:
             raise FusionConfigError(
                 f"--gate-mean-source branch0 needs equal branch widths at every fusion point, but MMTM {i} joins "
-                f"{width_a} and {width_b} channels; use --gate-mean-source own")
+                f"{width_a} and {width_b} channels; use --gate-mean-source own"
+            )
         m.gate_mean_mode, m.gate_mean_source = mode, source

@@ -31,8 +31,10 @@ CONVOLUTION_MODES = ("auto", "grouped", "loop")
 
 def stack_states(models: list[nn.Module]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """Parameters (fresh leaves requiring grad) and buffers of K identical-architecture models, stacked (K, ...)."""
-    params = {n: _stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
-              for n, _ in models[0].named_parameters()}
+    params = {
+        n: _stack([dict(m.named_parameters())[n].detach() for m in models]).requires_grad_()
+        for n, _ in models[0].named_parameters()
+    }
     buffers = {n: torch.stack([dict(m.named_buffers())[n] for m in models]) for n, _ in models[0].named_buffers()}
     return params, buffers
 
@@ -85,8 +87,16 @@ class PackedCMNISTNet:
         # One input channel per group (the gray branch's first convolution) comes back channels-first: undo that.
         x = F.conv2d(x, w.flatten(0, 1), padding=1, groups=k).contiguous(memory_format=torch.channels_last)
         bn = f"{name}.1"
-        x = F.batch_norm(x, b[f"{bn}.running_mean"].view(-1), b[f"{bn}.running_var"].view(-1),
-                         p[f"{bn}.weight"].reshape(-1), p[f"{bn}.bias"].reshape(-1), training, BN_MOMENTUM, BN_EPS)
+        x = F.batch_norm(
+            x,
+            b[f"{bn}.running_mean"].view(-1),
+            b[f"{bn}.running_var"].view(-1),
+            p[f"{bn}.weight"].reshape(-1),
+            p[f"{bn}.bias"].reshape(-1),
+            training,
+            BN_MOMENTUM,
+            BN_EPS,
+        )
         if training:
             b[f"{bn}.num_batches_tracked"].add_(1)
         return _relu_pool(x, pool)
@@ -107,8 +117,9 @@ class PackedCMNISTNet:
         return out
 
     # --- fusion and heads, batched over the K models -------------------------------------------------------------
-    def _gates(self, p: dict, b: dict, name: str, s0: Tensor, s1: Tensor, code: Tensor, training: bool
-               ) -> tuple[Tensor, Tensor]:
+    def _gates(
+        self, p: dict, b: dict, name: str, s0: Tensor, s1: Tensor, code: Tensor, training: bool
+    ) -> tuple[Tensor, Tensor]:
         """MMTM's gates (B, K, C) from the squeezed features s0, s1 (B, K, C), as MMTM and DeviceFusion."""
         batch = s0.shape[0]
         z = F.relu(_linear(torch.cat([s0, s1], 2), p[f"{name}.squeeze.weight"], p[f"{name}.squeeze.bias"]))
@@ -126,8 +137,9 @@ class PackedCMNISTNet:
         gate1 = torch.where((code == 1).unsqueeze(1), mean1.to(gate1.dtype), gate1)
         return gate0, gate1
 
-    def __call__(self, p: dict[str, Tensor], b: dict[str, Tensor], x0: Tensor, x1: Tensor, code: Tensor,
-                 training: bool) -> tuple[Tensor, Tensor]:
+    def __call__(
+        self, p: dict[str, Tensor], b: dict[str, Tensor], x0: Tensor, x1: Tensor, code: Tensor, training: bool
+    ) -> tuple[Tensor, Tensor]:
         """x0, x1: each model's batch, (K, B, C0, H, W) and (K, B, C1, H, W); returns the logits of both branches,
         (B, K, classes) each."""
         if self.grouped(x0.device):
@@ -140,8 +152,9 @@ class PackedCMNISTNet:
             h0 = self._stage_grouped(p, b, f"branch0.stages.{i}", h0, k, training, self.pooled[i])
             h1 = self._stage_grouped(p, b, f"branch1.stages.{i}", h1, k, training, self.pooled[i])
             if i in FUSE_AFTER:
-                gate0, gate1 = self._gates(p, b, f"fusion.{i}", _squeeze_grouped(h0, k), _squeeze_grouped(h1, k),
-                                           code, training)
+                gate0, gate1 = self._gates(
+                    p, b, f"fusion.{i}", _squeeze_grouped(h0, k), _squeeze_grouped(h1, k), code, training
+                )
                 h0, h1 = h0 * gate0.flatten(1)[:, :, None, None], h1 * gate1.flatten(1)[:, :, None, None]
         return self._heads(p, _squeeze_grouped(h0, k), _squeeze_grouped(h1, k))
 
@@ -158,8 +171,10 @@ class PackedCMNISTNet:
 
     @staticmethod
     def _heads(p: dict, f0: Tensor, f1: Tensor) -> tuple[Tensor, Tensor]:
-        return (_linear(f0, p["branch0.head.weight"], p["branch0.head.bias"]),
-                _linear(f1, p["branch1.head.weight"], p["branch1.head.bias"]))
+        return (
+            _linear(f0, p["branch0.head.weight"], p["branch0.head.bias"]),
+            _linear(f1, p["branch1.head.weight"], p["branch1.head.bias"]),
+        )
 
 
 def _squeeze_grouped(h: Tensor, k: int) -> Tensor:

@@ -24,8 +24,11 @@ def resnet18_branch(in_channels: int = 1, num_classes: int = 40) -> Branch:
     net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
     nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")  # as torchvision does
     stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1)
-    return Branch([stem, net.layer2, net.layer3, net.layer4],
-                  pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), head=net.fc)
+    return Branch(
+        [stem, net.layer2, net.layer3, net.layer4],
+        pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
+        head=net.fc,
+    )
 
 
 def modelnet40_net(in_channels: tuple[int, ...], num_classes: int = 40) -> nn.Module:

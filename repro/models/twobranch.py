@@ -57,8 +57,9 @@ class Branch(nn.Module):
 class TwoBranchNet(nn.Module):
     """Two branches with an MMTM after each stage index in ``fuse_after`` (channel counts ``fuse_channels``)."""
 
-    def __init__(self, branch0: Branch, branch1: Branch, fuse_after: list[int], fuse_channels: list[int],
-                 mmtm_ratio: float = 4.0):
+    def __init__(
+        self, branch0: Branch, branch1: Branch, fuse_after: list[int], fuse_channels: list[int], mmtm_ratio: float = 4.0
+    ):
         super().__init__()
         if len(branch0.stages) != len(branch1.stages):
             raise ValueError("both branches must have the same number of stages")

@@ -40,10 +40,20 @@ def table1_cmd(results_dir: Path, out_dir: Path) -> None:
 
 
 @click.command("figures")
-@click.option("--results", "results_dir", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory searched recursively for run records (record.json).")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory to write the figures (PNG and PDF) and figures.md into.")
+@click.option(
+    "--results",
+    "results_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory searched recursively for run records (record.json).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the figures (PNG and PDF) and figures.md into.",
+)
 def figures_cmd(results_dir: Path, out_dir: Path) -> None:
     """Figures from RESULTS into OUT: each sweep's figures and conjectures.md when RESULTS holds sweeps
     (studies/*.json, see `repro sweep`), else histograms of d_util and d_speed per setting and algorithm."""

@@ -34,8 +34,14 @@ def mean_ci(values: list[float], level: float = 0.95) -> tuple[float, float | No
     mean = statistics.fmean(values) if values else float("nan")  # the same mean as the figures' indexes
     if len(x) < 3 or np.all(x == x[0]):
         return mean, None, None
-    res = stats.bootstrap((x,), np.mean, confidence_level=level, n_resamples=N_RESAMPLES, method="percentile",
-                          rng=np.random.default_rng(SEED))
+    res = stats.bootstrap(
+        (x,),
+        np.mean,
+        confidence_level=level,
+        n_resamples=N_RESAMPLES,
+        method="percentile",
+        rng=np.random.default_rng(SEED),
+    )
     return mean, float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
@@ -74,8 +80,12 @@ def _paper_value(dataset: str, key: str, value: str) -> str:
 
 def _utilization_section(title: str, rows: list[dict], key: str) -> list[str]:
     column = "modalities" if key == "pair" else key
-    lines = [f"## {title}", "", f"| dataset | {column} | runs | E[d_util] [95% CI] | CI vs 0 | E[d_speed] [95% CI] "
-             "| paper |", "|---|---|---:|---|---|---|---|"]
+    lines = [
+        f"## {title}",
+        "",
+        f"| dataset | {column} | runs | E[d_util] [95% CI] | CI vs 0 | E[d_speed] [95% CI] | paper |",
+        "|---|---|---:|---|---|---|---|",
+    ]
     groups = defaultdict(list)
     for r in rows:
         label = f"{r['modalities'].replace(',', '+')} ({r['pair']})" if key == "pair" else r[key]
@@ -83,36 +93,58 @@ def _utilization_section(title: str, rows: list[dict], key: str) -> list[str]:
     for (dataset, _, label, value), g in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         du = mean_ci([r["d_util"] for r in g])
         ds = mean_ci([r["d_speed"] for r in g if is_number(r["d_speed"])])
-        cells = [dataset, label, str(len(g)), _fmt_ci(*du), _verdict(*du[1:]), _fmt_ci(*ds),
-                 _paper_value(dataset, key, value)]
+        cells = [
+            dataset,
+            label,
+            str(len(g)),
+            _fmt_ci(*du),
+            _verdict(*du[1:]),
+            _fmt_ci(*ds),
+            _paper_value(dataset, key, value),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 
 def _speed_section(rows: list[dict]) -> list[str]:
-    lines = ["## d_speed predicts d_util (§4.1, §5.2)", "",
-             "Spearman's rank correlation between d_speed and d_util across models.", "",
-             "| dataset | runs | ρ (all pairs) | ρ (distinct pair only) |", "|---|---:|---|---|"]
+    lines = [
+        "## d_speed predicts d_util (§4.1, §5.2)",
+        "",
+        "Spearman's rank correlation between d_speed and d_util across models.",
+        "",
+        "| dataset | runs | ρ (all pairs) | ρ (distinct pair only) |",
+        "|---|---:|---|---|",
+    ]
     for dataset in sorted({r["dataset"] for r in rows}):
         sel = [r for r in rows if r["dataset"] == dataset and is_number(r["d_speed"])]
         distinct = [r for r in sel if r["pair"] == "distinct"]
-        cells = [dataset, str(len(sel)),
-                 _fmt_rho(*spearman([r["d_speed"] for r in sel], [r["d_util"] for r in sel])),
-                 _fmt_rho(*spearman([r["d_speed"] for r in distinct], [r["d_util"] for r in distinct]))]
+        cells = [
+            dataset,
+            str(len(sel)),
+            _fmt_rho(*spearman([r["d_speed"] for r in sel], [r["d_util"] for r in sel])),
+            _fmt_rho(*spearman([r["d_speed"] for r in distinct], [r["d_util"] for r in distinct])),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
 
 def _l1_section(rows: list[dict]) -> list[str]:
-    lines = ["## Strong regularization encourages greed (§5.3, Fig. 3)", "",
-             "| dataset | runs | ρ(λ, \\|d_util\\|) | ρ(R(f), \\|d_util\\|) | ρ(R(f), \\|d_speed\\|) |",
-             "|---|---:|---|---|---|"]
+    lines = [
+        "## Strong regularization encourages greed (§5.3, Fig. 3)",
+        "",
+        "| dataset | runs | ρ(λ, \\|d_util\\|) | ρ(R(f), \\|d_util\\|) | ρ(R(f), \\|d_speed\\|) |",
+        "|---|---:|---|---|---|",
+    ]
     for dataset in sorted({r["dataset"] for r in rows}):
         sel = [r for r in rows if r["dataset"] == dataset and is_number(r.get("r_f")) and is_number(r["d_speed"])]
         du = [abs(r["d_util"]) for r in sel]
-        cells = [dataset, str(len(sel)), _fmt_rho(*spearman([r["l1"] for r in sel], du)),
-                 _fmt_rho(*spearman([r["r_f"] for r in sel], du)),
-                 _fmt_rho(*spearman([r["r_f"] for r in sel], [abs(r["d_speed"]) for r in sel]))]
+        cells = [
+            dataset,
+            str(len(sel)),
+            _fmt_rho(*spearman([r["l1"] for r in sel], du)),
+            _fmt_rho(*spearman([r["r_f"] for r in sel], du)),
+            _fmt_rho(*spearman([r["r_f"] for r in sel], [abs(r["d_speed"]) for r in sel])),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -121,8 +153,9 @@ def conjecture_report(results_dir: str | Path) -> str | None:
     """The report's Markdown, or None when the results hold none of the studies it reads."""
     sections: list[str] = []
     loaded = [json.loads(path.read_text()) for path in manifests(results_dir)]
-    for manifest in sorted(loaded, key=lambda m: (ORDER.index(m["study"]) if m["study"] in ORDER else len(ORDER),
-                                                  m["budget"])):
+    for manifest in sorted(
+        loaded, key=lambda m: (ORDER.index(m["study"]) if m["study"] in ORDER else len(ORDER), m["budget"])
+    ):
         rows, _ = load_rows(results_dir, manifest)
         if not rows:
             continue
@@ -137,7 +170,11 @@ def conjecture_report(results_dir: str | Path) -> str | None:
             sections += _l1_section(rows)
     if not sections:
         return None
-    head = ["# The conjectures, checked", "",
-            f"95% confidence intervals: bootstrap of the mean over runs (percentile, {N_RESAMPLES} resamples, "
-            f"seed {SEED}). A CI that excludes 0 supports E[d_util] ≠ 0.", ""]
+    head = [
+        "# The conjectures, checked",
+        "",
+        f"95% confidence intervals: bootstrap of the mean over runs (percentile, {N_RESAMPLES} resamples, "
+        f"seed {SEED}). A CI that excludes 0 supports E[d_util] ≠ 0.",
+        "",
+    ]
     return "\n".join(head + sections)

@@ -56,8 +56,9 @@ def _order(algorithms: Iterable[str]) -> list[str]:
     return known + sorted(a for a in algorithms if a not in ALGORITHMS)
 
 
-def _panel(ax, by_algorithm: dict[str, dict[str, list[float]]], metric: str,
-           span: tuple[float, float] | None = None) -> None:
+def _panel(
+    ax, by_algorithm: dict[str, dict[str, list[float]]], metric: str, span: tuple[float, float] | None = None
+) -> None:
     """One histogram panel; ``span`` (lo, hi) fixes the binned range, so that panels can share an x-axis."""
     values = np.concatenate([np.asarray(v[metric]) for v in by_algorithm.values()])
     lo, hi = span or (float(values.min()), float(values.max()))
@@ -68,8 +69,7 @@ def _panel(ax, by_algorithm: dict[str, dict[str, list[float]]], metric: str,
     for alg in _order(by_algorithm):
         x = np.asarray(by_algorithm[alg][metric])
         colour = COLOURS.get(alg, "tab:gray")
-        ax.hist(x, bins=bins, density=True, alpha=0.35, color=colour,
-                label=f"{alg} (n={len(x)}, E={x.mean():+.2f})")
+        ax.hist(x, bins=bins, density=True, alpha=0.35, color=colour, label=f"{alg} (n={len(x)}, E={x.mean():+.2f})")
         if len(np.unique(x)) >= 3:
             ax.plot(grid, gaussian_kde(x)(grid), color=colour)
         ax.axvline(float(x.mean()), color=colour, linestyle=":", linewidth=1.5)
@@ -96,9 +96,14 @@ def _save(fig, path: Path, fmt: str) -> None:
 
 
 def _index(groups: dict) -> str:
-    lines = ["# Diagnostics of the finished runs", "",
-             "Mean (min, max) over runs of d_util (Def. 2.1) and d_speed (Def. 4.1), per group and algorithm.", "",
-             "| group | algorithm | runs | d_util | d_speed | figure |", "|---|---|---:|---|---|---|"]
+    lines = [
+        "# Diagnostics of the finished runs",
+        "",
+        "Mean (min, max) over runs of d_util (Def. 2.1) and d_speed (Def. 4.1), per group and algorithm.",
+        "",
+        "| group | algorithm | runs | d_util | d_speed | figure |",
+        "|---|---|---:|---|---|---|",
+    ]
     for group, by_algorithm in groups.items():
         for alg in _order(by_algorithm):
             v = by_algorithm[alg]

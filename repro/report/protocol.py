@@ -32,8 +32,11 @@ PAPER_SETTING = {"cmnist": "cmnist", "modelnet40": "modelnet40", "nvgesture": "n
 def _values(rows: list[dict], algorithm: str, variant: str, key: str) -> list[float]:
     if algorithm == "vanilla":
         variant = "default"
-    return [float(r[key]) for r in rows
-            if r["algorithm"] == algorithm and r.get("variant") == variant and is_number(r.get(key))]
+    return [
+        float(r[key])
+        for r in rows
+        if r["algorithm"] == algorithm and r.get("variant") == variant and is_number(r.get(key))
+    ]
 
 
 def _mean_sd(values: list[float]) -> tuple[float, float]:
@@ -50,11 +53,15 @@ def _entry(values: list[float]) -> str:
 def protocol_table(dataset: str, rows: list[dict]) -> list[str]:
     """Markdown lines: test accuracy (%) per algorithm × variant × evaluation protocol, the paper's beside it."""
     header = ["algorithm", "paper"] + [f"{v}: {e}" for v in VARIANTS for e in EVALUATIONS.values()]
-    lines = [f"Test accuracy (%) on {dataset}, mean ± sd over seeds, under both evaluation protocols "
-             "(standard: `test.acc`; reference: `test_reference.acc`); columns add the reference code's "
-             "gate-mean behaviours one at a time. Vanilla never uses the gate means: one run set, "
-             f"'{SAME_AS_DEFAULT}' elsewhere.", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"Test accuracy (%) on {dataset}, mean ± sd over seeds, under both evaluation protocols "
+        "(standard: `test.acc`; reference: `test_reference.acc`); columns add the reference code's "
+        "gate-mean behaviours one at a time. Vanilla never uses the gate means: one run set, "
+        f"'{SAME_AS_DEFAULT}' elsewhere.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     setting = PAPER_SETTING.get(dataset)
     for algorithm in STUDY_ALGORITHMS:
         if not any(r["algorithm"] == algorithm for r in rows):
@@ -75,8 +82,9 @@ def protocol_figure(study: str, dataset: str, rows: list[dict]):
     """One panel per algorithm: per variant, the standard and the reference evaluation's test accuracy (bars: mean,
     whiskers: sd, dots: runs); the paper's Table-1 value dashed with its ±2 sd band."""
     algorithms = [a for a in STUDY_ALGORITHMS if any(r["algorithm"] == a for r in rows)]
-    fig, axes = plt.subplots(1, len(algorithms), figsize=(4.2 * len(algorithms), 3.6), constrained_layout=True,
-                             squeeze=False, sharey=True)
+    fig, axes = plt.subplots(
+        1, len(algorithms), figsize=(4.2 * len(algorithms), 3.6), constrained_layout=True, squeeze=False, sharey=True
+    )
     colours = {"acc": "tab:gray", "acc_reference": "tab:purple"}
     setting = PAPER_SETTING.get(dataset)
     for ax, algorithm in zip(axes[0], algorithms, strict=True):
@@ -88,8 +96,16 @@ def protocol_figure(study: str, dataset: str, rows: list[dict]):
                     continue
                 x = i + (j - 0.5) * 0.38
                 mean, sd = _mean_sd(values)
-                ax.bar(x, mean, width=0.36, yerr=sd, capsize=3, color=colours[key], alpha=0.75,
-                       label=f"{EVALUATIONS[key]} evaluation" if i == 0 else None)
+                ax.bar(
+                    x,
+                    mean,
+                    width=0.36,
+                    yerr=sd,
+                    capsize=3,
+                    color=colours[key],
+                    alpha=0.75,
+                    label=f"{EVALUATIONS[key]} evaluation" if i == 0 else None,
+                )
                 ax.scatter([x] * len(values), values, s=10, color="black", zorder=3)
         paper = TABLE1.get((setting, algorithm))
         if paper:

@@ -88,8 +88,9 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
 def histograms(study: str, dataset: str, rows: list[dict]):
     """Figs. 2, 4, A.2, A.7: one row of (d_util, d_speed) histograms per modality pair (distinct first)."""
     pairs = sorted({(r["pair"] != "distinct", r["modalities"]) for r in rows})
-    fig, axes = plt.subplots(len(pairs), 2, figsize=(9, 3.2 * len(pairs)), constrained_layout=True, squeeze=False,
-                             sharex="col")  # one x-axis per metric: distinct and identical pairs compare at a glance
+    fig, axes = plt.subplots(
+        len(pairs), 2, figsize=(9, 3.2 * len(pairs)), constrained_layout=True, squeeze=False, sharex="col"
+    )  # one x-axis per metric: distinct and identical pairs compare at a glance
     spans = {}
     for metric in METRICS:
         values = [r[metric] for r in rows if is_number(r[metric])]
@@ -199,9 +200,14 @@ def _index(manifest: dict, rows: list[dict], left_out: Counter, figures: list[st
     """Mean ± sd of each diagnostic per dataset, pair, algorithm and swept value (lrs pooled)."""
     name = f"{manifest['study']} [{manifest['budget']}]"
     why = ", ".join(f"{n} {reason}" for reason, n in sorted(left_out.items()))
-    lines = [f"# {name}: {manifest['figure']}", "", manifest["title"] + ".", "",
-             f"{len(rows)} finished runs of {len(manifest['runs'])}" + (f" (left out: {why})" if why else "") + ".",
-             ""]
+    lines = [
+        f"# {name}: {manifest['figure']}",
+        "",
+        manifest["title"] + ".",
+        "",
+        f"{len(rows)} finished runs of {len(manifest['runs'])}" + (f" (left out: {why})" if why else "") + ".",
+        "",
+    ]
     swept = next((k for k in SWEPT if k in (rows[0] if rows else {}) and k != "lr"), None)
     keys = ["dataset", "modalities", "algorithm"] + ([swept] if swept else [])
     groups = defaultdict(list)
@@ -244,4 +250,3 @@ def write_study_figures(results_dir: str | Path, out_dir: str | Path) -> list[Pa
         atomic_write_text(folder / "index.md", _index(manifest, rows, left_out, names))
         written.append(folder / "index.md")
     return written
-
