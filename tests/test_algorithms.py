@@ -6,7 +6,7 @@ import torch.nn.functional as F
 
 from repro.algorithms import ALGORITHMS
 from repro.algorithms.balanced import Guided, GuidedReference
-from repro.hparams import resolve
+from repro.config import resolve
 from repro.models import REBALANCE, REGULAR, build_model
 
 

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from repro.atomic import atomic_write, atomic_write_text
+from repro.rundir import atomic_write, atomic_write_text
 
 
 def test_new_file_has_the_umask_permissions_not_mkstemps_0600(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from repro.cli import main
-from repro.hparams import resolve
+from repro.config import resolve
 
 
 def test_resolve_precedence_and_zero_is_a_value():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from repro.algorithms.balanced import Guided, GuidedReference
-from repro.hparams import resolve
+from repro.config import resolve
 from repro.models import DeviceFusion, build_model
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from repro.config import resolve
 from repro.engine import RunConflict, train
-from repro.hparams import resolve
 
 from engine_fixtures import write_tiny_cmnist
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from repro.report.figures import collect, group_key, write_figures
-from repro.report.records import load_records
+from repro.rundir import load_records
 
 GOLDEN = Path(__file__).parent / "golden" / "table1_results"
 

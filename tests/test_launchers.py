@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from repro.cli import main
+from repro.config import resolve
 from repro.experiments.launchers import SlurmOptions, launch_dry, launch_local, launch_slurm
 from repro.experiments.runner import RunLock, execute, run_state
 from repro.experiments.sweeps import STUDIES, Plan, RunSpec
-from repro.hparams import resolve
 
 
 def _spec(data, lr=0.01, seed=0):

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from data_prep.modelnet40 import prepare_modelnet40
 from repro.cli import main
+from repro.config import resolve
 from repro.data import load_dataset
 from repro.data.modelnet40 import validation_indices
-from repro.hparams import resolve
 from repro.models import REBALANCE, build_model
 from repro.models.twobranch import TwoBranchNet, UniModalNet
 

@@ -3,7 +3,7 @@ of runs recorded before they existed."""
 
 import pytest
 
-from repro.hparams import resolve
+from repro.config import resolve
 
 
 def test_paper_settings_and_table1_setting():

@@ -1,6 +1,7 @@
 """The NVGesture stage on the real fixture (real split lists, six real H.264 depth videos, synthetic colour
 videos; see nvgesture_fixtures): layout and shapes, frame windows, padding, labels, the validation split,
-resume after SIGKILL, one-line errors; then a tiny `repro train --dataset nvgesture` on a file it wrote."""
+a file of the previous format prepared again, resume after SIGKILL, one-line errors; then a tiny
+`repro train --dataset nvgesture` on a file it wrote. The frames against NVIDIA's reader: test_nvgesture_opencv."""
 
 import json
 import os
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 import av
+import cv2
 import h5py
 import numpy as np
 import pytest
@@ -19,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
 
-from data_prep.common import PrepError
-from data_prep.nvgesture import parse_line, prepare_nvgesture, read_list, split_validation
+from data_prep.common import PrepError, canonical_json, recipe_hash
+from data_prep.nvgesture import build_recipe, parse_line, prepare_nvgesture, read_list, split_validation
 from repro.cli import main
-from repro.hparams import resolve
+from repro.config import resolve
 
 from nvgesture_fixtures import FIXTURE, TEST_LIST, TRAIN_LIST, frame_index, make_raw
 
@@ -140,6 +142,25 @@ def test_rerun_is_a_no_op(built, raw):
     messages = []
     prepare_nvgesture(raw, built, progress=False, log=messages.append)
     assert built.stat().st_mtime_ns == mtime and "up to date" in messages[0]
+
+
+def test_a_file_of_the_previous_format_is_prepared_again_and_says_so(tmp_path, raw):
+    """Format version 1 (libswscale's resize) is not up to date: the next run names both versions and resizes,
+    then writes version 2 with OpenCV's resize recorded in the recipe (so the recipe hash changes) and its version."""
+    out = tmp_path / "old.h5"
+    recipe, _ = build_recipe(raw, seed=0, size=16)
+    old = {**recipe, "format_version": 1, "resize": "libswscale bilinear to frame_size x frame_size"}
+    with h5py.File(out, "w") as f:
+        f.attrs.update({"recipe": canonical_json(old), "recipe_hash": recipe_hash(old)})
+    messages = []
+    prepare_nvgesture(raw, out, size=16, progress=False, log=messages.append)
+    assert messages[0].startswith(f"{out}: format version 1 (resize: libswscale bilinear"), messages
+    assert "writes version 2 (resize: OpenCV cv2.resize INTER_LINEAR" in messages[0]
+    assert messages[0].endswith("preparing it again")
+    with h5py.File(out) as f:
+        assert f.attrs["format_version"] == 2 and f.attrs["recipe_hash"] == recipe_hash(recipe) != recipe_hash(old)
+        assert json.loads(f.attrs["recipe"])["resize"].startswith("OpenCV cv2.resize INTER_LINEAR")
+        assert f.attrs["resizer"] == f"OpenCV {cv2.__version__}"
 
 
 def test_validation_split_of_the_real_list_is_stratified_and_deterministic():

@@ -6,11 +6,11 @@ import json
 import pytest
 import torch
 
+from repro.config import resolve
 from repro.data import DatasetBundle
 from repro.engine import Trainer, train
-from repro.hparams import resolve
-from repro.packed import _Pack, train_packed
-from repro.packing import check_packable
+from repro.engine.packed import _Pack, train_packed
+from repro.engine.packing import check_packable
 
 from engine_fixtures import write_tiny_cmnist
 
@@ -220,7 +220,7 @@ def test_train_packed_command(tiny_cmnist, tmp_path):
 def test_an_interrupted_pack_resumes_packed_or_alone(tiny_cmnist, tmp_path, monkeypatch):
     """Checkpoints after every epoch: a pack killed in its second epoch resumes to the uninterrupted records
     (packed, bit for bit), and one of its runs may instead be finished by ordinary `repro train`."""
-    import repro.packed as packed_module
+    import repro.engine.packed as packed_module
 
     cfgs = [
         resolve(

@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from repro.algorithms.balanced import Guided, RandomBalance
+from repro.config import resolve
 from repro.engine import Trainer, train
-from repro.hparams import resolve
 from repro.metrics.utilization import branch_accuracies
 from repro.models.fusion import REBALANCE, REGULAR, DeviceFusion, fusion_for_state
 from repro.models.mmtm import MMTM, FusionConfigError, configure_gate_means, squeeze
-from repro.records import BEST_REFERENCE_NAME, CHECKPOINT_NAME, load_torch
+from repro.rundir import BEST_REFERENCE_NAME, CHECKPOINT_NAME, load_torch
 
 from engine_fixtures import toy_two_branch
 
@@ -200,7 +200,7 @@ class _Wrap(torch.nn.Module):
 
 
 def test_demo_table_prints_both_evaluation_protocols():
-    from repro.demo import _table
+    from repro.cli.tools import _table
 
     test = {"acc": 69.13, "d_util": 0.265, "u_m1_given_m0": 0.144, "u_m0_given_m1": -0.121, "d_speed": -0.352}
     records = {"guided": {"test": test, "test_reference": {"acc": 90.07, "state": "rebalance_m1"}, "epochs": [{}] * 12}}

@@ -4,9 +4,9 @@ import math
 
 import pytest
 
+from repro.config import resolve
 from repro.engine import train
-from repro.hparams import resolve
-from repro.packed import train_packed
+from repro.engine.packed import train_packed
 
 
 def test_precision_is_identity_compile_is_runtime():

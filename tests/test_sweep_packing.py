@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from repro.config import resolve
+from repro.engine.packing import group_into_packs, pack_key
 from repro.experiments.launchers import SlurmOptions, launch_local, launch_slurm
 from repro.experiments.runner import execute
 from repro.experiments.sweeps import STUDIES, Plan, RunSpec
-from repro.hparams import resolve
-from repro.packing import group_into_packs, pack_key
 
 
 def test_group_into_packs_keeps_order_size_and_loners():

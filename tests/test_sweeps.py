@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from repro.algorithms.base import l1_norm
+from repro.config import resolve
 from repro.engine import small_weight_fraction
 from repro.experiments.sweeps import LR_RANGES, STUDIES, expand
-from repro.hparams import resolve
 
 
 @pytest.fixture

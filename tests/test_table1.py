@@ -25,9 +25,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from repro.report import paper
-from repro.report.cli import table1_cmd
-from repro.report.records import PATH_KEY, load_records, scan_records
+from repro import paper
+from repro.cli.report import table1_cmd
 from repro.report.table1 import (
     CSV_COLUMNS,
     build_table1,
@@ -39,6 +38,7 @@ from repro.report.table1 import (
     to_markdown,
     write_table1,
 )
+from repro.rundir import PATH_KEY, load_records, scan_records
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "golden" / "table1_results"
@@ -150,7 +150,7 @@ def test_output_does_not_depend_on_record_order():
 
 
 def test_load_records_warns_with_path_and_does_not_crash(caplog):
-    with caplog.at_level(logging.WARNING, logger="repro.report.records"):
+    with caplog.at_level(logging.WARNING, logger="repro.rundir"):
         records = load_records(RESULTS)
     assert len(records) == 15 - 3
     assert all(r["status"] == "done" and PATH_KEY in r for r in records)

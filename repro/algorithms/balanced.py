@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..hparams import RunConfig
+from ..config import RunConfig
 from ..models.fusion import REBALANCE, REGULAR, DeviceFusion, Fusion
 from .base import Algorithm, seed_for
 

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..hparams import RunConfig
+from ..config import RunConfig
 from ..metrics.speed import ConditionalSpeed
 from ..models.fusion import REGULAR, DeviceFusion, Fusion
 from ..models.twobranch import ModelOutput

@@ -1,7 +1,7 @@
 """RUBi (Cadene et al., 2019) adapted to a two-branch classifier (§5.4 baseline).
 
 RUBi's question-only branch becomes a *bias branch*: the pooled features of one modality's branch (the biased
-modality, ``rubi_bias_modality``; default per dataset in ``repro.hparams``, m0 = the colour for CMNIST), with
+modality, ``rubi_bias_modality``; default per dataset in ``repro.config``, m0 = the colour for CMNIST), with
 their gradient blocked, go through an MLP to class scores q. During training both branches' logits are
 multiplied by sigma(q), so samples the bias alone already explains contribute less, and the loss is
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..hparams import RunConfig
+from ..config import RunConfig
 from ..models.twobranch import ModelOutput
 from .base import Algorithm
 

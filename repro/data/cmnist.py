@@ -12,8 +12,8 @@ import h5py
 import numpy as np
 import torch
 
+from .hdf5 import check_request
 from .memory import InMemorySplit
-from .request import check_request
 
 MODALITIES = {"mono": 3, "gray": 1}
 NUM_CLASSES = 10

@@ -19,8 +19,8 @@ import h5py
 import numpy as np
 import torch
 
+from .hdf5 import check_request
 from .memory import InMemorySplit
-from .request import check_request
 
 NUM_VIEWS = 12
 VIEWS = {"front": 0, "rear": 6, **{f"view{k}": k for k in range(NUM_VIEWS)}}

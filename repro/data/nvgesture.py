@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .request import check_request
+from .hdf5 import check_request
 
 MODALITIES = {"rgb": 3, "depth": 1}
 NUM_CLASSES = 25

@@ -19,14 +19,11 @@ from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..atomic import atomic_write_text
-from ..hparams import from_dict
-from ..packing import group_into_packs, pack_key
+from ..config import from_dict
+from ..engine.packing import group_into_packs, pack_key
+from ..rundir import MANIFEST_DIR, RUNS_DIR, atomic_write_text
 from .runner import Outcome, execute_pack, record_failure, run_state
 from .sweeps import Plan, RunSpec
-
-MANIFEST_DIR = "studies"
-RUNS_DIR = "runs"  # sweeps.Plan.manifest names run directories runs/<name> too
 
 
 def _print(message: str) -> None:
@@ -41,7 +38,7 @@ class Task:
     label: str  # the swept values, for progress lines
 
 
-Unit = list[Task]  # what one worker trains at once: one run, or a pack of runs (``--pack K``, repro.packed)
+Unit = list[Task]  # what one worker trains at once: one run, or a pack of runs (``--pack K``, repro.engine.packed)
 
 
 def manifest_path(results: Path, plan: Plan) -> Path:
@@ -89,7 +86,7 @@ def todo(
 
 
 def into_units(tasks: list[Task], pack: int, log=_print) -> list[Unit]:
-    """The tasks as units: packs of up to ``pack`` runs that may train together (:mod:`repro.packing`), the
+    """The tasks as units: packs of up to ``pack`` runs that may train together (:mod:`repro.engine.packing`), the
     others alone; ``pack`` 1: every run alone."""
     units = group_into_packs(tasks, lambda t: pack_key(from_dict(t.config)), pack)
     if pack > 1 and tasks:

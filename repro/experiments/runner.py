@@ -1,6 +1,6 @@
 """Running one run of a sweep safely beside others: an exclusive lock per run directory, the run's state read from
 its record, failures recorded with their error, the run's own output kept in ``<run dir>/train.log``. Runs that may
-share a network (:mod:`repro.packing`) can train as one pack (:func:`execute_pack`), each still locked, skipped,
+share a network (:mod:`repro.engine.packing`) can train as one pack (:func:`execute_pack`), each still locked, skipped,
 recorded and logged as its own.
 
 States (:func:`run_state`): ``done`` (record finished), ``failed`` (the run raised; retried only when asked),
@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..hparams import RunConfig, from_dict
-from ..records import RECORD_NAME, write_json
-
-LOCK_NAME = ".lock"
-LOG_NAME = "train.log"
+from ..config import RunConfig, from_dict
+from ..rundir import LOCK_NAME, LOG_NAME, RECORD_NAME, new_record, read_record, state_of, write_json
 
 
 class RunLock:
@@ -56,27 +52,9 @@ class RunLock:
         self.fd, self.acquired = None, False
 
 
-def read_record(run_dir: Path) -> dict | None:
-    try:
-        return json.loads((Path(run_dir) / RECORD_NAME).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def _state_from_record(record: dict | None) -> str:
-    if record is None:
-        return "pending"
-    status = record.get("status")
-    if status == "done":
-        return "done"
-    if status == "failed":
-        return "failed"
-    return "partial"  # running (killed) or interrupted: resume
-
-
 def run_state(run_dir: Path) -> str:
     """The state of a run directory (module docstring), checking the lock only when the record is unfinished."""
-    state = _state_from_record(read_record(run_dir))
+    state = state_of(read_record(run_dir))
     if state in ("done", "failed") or not (Path(run_dir) / LOCK_NAME).exists():
         return state
     with RunLock(run_dir) as lock:
@@ -106,16 +84,7 @@ def summarize(record: dict) -> str:
 def record_failure(run_dir: Path, cfg: RunConfig, error: str) -> None:
     """Mark the run failed with ``error``, keeping what its record already holds (the engine writes failures that
     happen inside the training loop itself; this covers the set-up, e.g. a missing file, and crashed workers)."""
-    record = read_record(run_dir) or {
-        "dataset": cfg.dataset,
-        "setting": cfg.setting,
-        "algorithm": cfg.algorithm,
-        "seed": cfg.seed,
-        "modalities": list(cfg.modality_names),
-        "spec_hash": cfg.spec_hash(),
-        "config": asdict(cfg),
-        "epochs": [],
-    }
+    record = read_record(run_dir) or new_record(cfg)
     record.update(status="failed", error=error)
     write_json(Path(run_dir) / RECORD_NAME, record)
 
@@ -129,8 +98,8 @@ def execute(config: dict, run_dir: str | Path, retry_failed: bool = False) -> Ou
 
 def execute_pack(configs: list[dict], run_dirs: list[str | Path], retry_failed: bool = False) -> list[Outcome]:
     """As :func:`execute` for each run, but the runs that need training train together, packed into one network
-    (:func:`repro.packed.train_packed`; the configs must be packable, :mod:`repro.packing`), or alone when only one
-    does. Every run is locked for the whole pack; the pack's output goes to each run's ``train.log``."""
+    (the configs must be packable, :mod:`repro.engine.packing`), or alone when only one does. Every run is locked
+    for the whole pack; the pack's output goes to each run's ``train.log``."""
     run_dirs = [Path(d) for d in run_dirs]
     outcomes: list[Outcome | None] = [None] * len(configs)
     with contextlib.ExitStack() as locks:
@@ -140,7 +109,7 @@ def execute_pack(configs: list[dict], run_dirs: list[str | Path], retry_failed: 
                 outcomes[i] = Outcome(run_dir.name, "busy", summary="another process is training it")
                 continue
             record = read_record(run_dir)
-            state = _state_from_record(record)
+            state = state_of(record)
             if state == "done":
                 outcomes[i] = Outcome(run_dir.name, "skipped-done", summary=summarize(record))
             elif state == "failed" and not retry_failed:
@@ -158,7 +127,7 @@ def execute_pack(configs: list[dict], run_dirs: list[str | Path], retry_failed: 
 def _train(cfgs: list[RunConfig], run_dirs: list[Path]) -> list[Outcome]:
     """Train locked runs (one alone, several packed); their outcomes, failures recorded in each record."""
     from ..engine import train  # torch is imported by the processes that train
-    from ..packed import train_packed
+    from ..engine.packed import train_packed
 
     start = time.perf_counter()
     with contextlib.ExitStack() as files:

@@ -1,5 +1,5 @@
 """The paper's analyses as named sweeps: each study is data (per-dataset ranges, seeds, swept values) that expands
-into a list of run specs, one :class:`~repro.hparams.RunConfig` each, whose directory is named by its spec hash.
+into a list of run specs, one :class:`~repro.config.RunConfig` each, whose directory is named by its spec hash.
 
 | study | paper | runs (budget ``full``) |
 |---|---|---|
@@ -44,8 +44,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hparams import DATASET_DEFAULTS, RunConfig, resolve
-from ..report.paper import ABS_MEAN_D_UTIL_DISTINCT
+from ..config import DATASET_DEFAULTS, RunConfig, resolve
+from ..paper import ABS_MEAN_D_UTIL_DISTINCT
+from ..rundir import RUNS_DIR
 
 BUDGETS = ("full", "small")
 
@@ -304,7 +305,7 @@ class Plan:
             "skipped": self.skipped,
             "runs": [
                 {
-                    "dir": f"runs/{s.name}",
+                    "dir": f"{RUNS_DIR}/{s.name}",
                     "spec_hash": s.cfg.spec_hash(),
                     "dataset": s.cfg.dataset,
                     "algorithm": s.cfg.algorithm,

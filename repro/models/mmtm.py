@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..hparams import GATE_MEAN_SOURCES, GATE_MEANS  # the option values (hparams is torch-free: the CLI's)
+from ..config import GATE_MEAN_SOURCES, GATE_MEANS  # the option values (config is torch-free)
 from .fusion import REGULAR, DeviceFusion, Fusion
 
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from repro.report.paper import ABS_MEAN_D_UTIL_DISTINCT, MEAN_D_UTIL_BALANCED
-from repro.report.records import is_number
+from repro.paper import ABS_MEAN_D_UTIL_DISTINCT, MEAN_D_UTIL_BALANCED
 from repro.report.studies import load_rows, manifests
+from repro.rundir import is_number
 
 ORDER = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla", "l1")  # sections in the paper's order
 N_RESAMPLES = 9999

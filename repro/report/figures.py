@@ -23,9 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.stats import gaussian_kde  # noqa: E402
 
-from repro.atomic import atomic_write, atomic_write_text  # noqa: E402
-from repro.report.paper import ALGORITHMS  # noqa: E402
-from repro.report.records import is_number, load_records  # noqa: E402
+from repro.paper import ALGORITHMS  # noqa: E402
+from repro.rundir import atomic_write, atomic_write_text, is_number, load_records  # noqa: E402  # noqa: E402
 
 METRICS = {"d_util": "d_util (Def. 2.1)", "d_speed": "d_speed (Def. 4.1)"}
 COLOURS = {"vanilla": "tab:blue", "rubi": "tab:orange", "random": "tab:green", "guided": "tab:red"}

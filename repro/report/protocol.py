@@ -18,8 +18,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from repro.report.paper import ALGORITHMS, TABLE1  # noqa: E402
-from repro.report.records import is_number  # noqa: E402
+from repro.paper import ALGORITHMS, TABLE1  # noqa: E402
+from repro.rundir import is_number  # noqa: E402
 
 VARIANTS = ("default", "all-passes", "reference")
 EVALUATIONS = {"acc": "standard", "acc_reference": "reference"}  # row key -> evaluation protocol

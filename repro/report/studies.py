@@ -26,17 +26,20 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from repro.atomic import atomic_write_text  # noqa: E402
 from repro.report.figures import METRICS, _panel, _save  # noqa: E402
 from repro.report.protocol import protocol_figure, protocol_table  # noqa: E402
-from repro.report.records import is_number, why_unusable  # noqa: E402
+from repro.rundir import (  # noqa: E402
+    atomic_write_text,  # noqa: E402
+    is_number,
+    manifest_paths,
+    why_unusable,
+)
 
-MANIFEST_DIR = "studies"
 HISTOGRAM_STUDIES = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla")
 
 
 def manifests(results_dir: str | Path) -> list[Path]:
-    return sorted((Path(results_dir) / MANIFEST_DIR).glob("*.json"))
+    return manifest_paths(results_dir)
 
 
 def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], Counter]:

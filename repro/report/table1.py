@@ -29,9 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro.atomic import atomic_write_text
-from repro.report.paper import ALGORITHMS, PAPER_RUNS, SETTINGS, TABLE1, PaperValue
-from repro.report.records import PATH_KEY, is_number, scan_records, why_unusable
+from repro.paper import ALGORITHMS, PAPER_RUNS, SETTINGS, TABLE1, PaperValue
+from repro.rundir import PATH_KEY, atomic_write_text, is_number, scan_records, why_unusable
 
 log = logging.getLogger(__name__)
 

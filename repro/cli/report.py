@@ -1,7 +1,5 @@
 """``repro table1`` and ``repro figures``: Table 1 (Wu et al., ICML 2022, §5.4) and the diagnostics' histograms
 from a results directory.
-
-Exported as :data:`table1_cmd` and :data:`figures_cmd`, mounted on the top-level ``repro`` click group.
 """
 
 from __future__ import annotations
@@ -9,8 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
-from repro.report.table1 import write_table1
 
 
 @click.command("table1")
@@ -31,6 +27,8 @@ from repro.report.table1 import write_table1
 def table1_cmd(results_dir: Path, out_dir: Path) -> None:
     """Build Table 1 (test accuracy per setting and algorithm, beside the paper's) from RESULTS into OUT, under
     both evaluation protocols: standard (table1.*) and the authors' code's (table1-reference.*)."""
+    from ..report.table1 import write_table1
+
     paths = write_table1(results_dir, out_dir)
     for key in ("md", "reference.md"):
         click.echo(paths[key].read_text(encoding="utf-8"), nl=False)
@@ -57,7 +55,7 @@ def table1_cmd(results_dir: Path, out_dir: Path) -> None:
 def figures_cmd(results_dir: Path, out_dir: Path) -> None:
     """Figures from RESULTS into OUT: each sweep's figures and conjectures.md when RESULTS holds sweeps
     (studies/*.json, see `repro sweep`), else histograms of d_util and d_speed per setting and algorithm."""
-    from repro.report.figures import write_figures
+    from ..report.figures import write_figures
 
     try:
         paths = write_figures(results_dir, out_dir)

@@ -1,16 +1,15 @@
-"""The ``repro`` command line: prep, inspect, train, sweep, table1, figures, bench, demo, doctor."""
+"""``repro train`` and ``repro train-packed``: one run, or K runs packed into one network."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import typing
 from pathlib import Path
 
 import click
 
-from .hparams import ALGORITHM_NAMES, DATASET_DEFAULTS, PROTOCOLS, RunConfig, resolve
+from ..config import ALGORITHM_NAMES, DATASET_DEFAULTS, PROTOCOLS, RunConfig, resolve
 
 _CLICK_TYPES = {int: int, float: float, str: str, bool: click.BOOL}
 
@@ -32,13 +31,7 @@ def config_options(command):
     return command
 
 
-@click.group()
-@click.version_option(package_name="greedy-multimodal-repro")
-def main() -> None:
-    """Reproduce Wu et al. (ICML 2022): greedy learning in multi-modal DNNs."""
-
-
-@main.command()
+@click.command()
 @click.option("--dataset", type=click.Choice(sorted(DATASET_DEFAULTS)), required=True)
 @click.option("--algorithm", type=click.Choice(ALGORITHM_NAMES), default="vanilla", show_default=True)
 @config_options
@@ -61,11 +54,11 @@ def train(
     dataset: str, algorithm: str, protocol: str | None, out: Path | None, force: bool, as_json: bool, **overrides
 ) -> None:
     """Train one run with the paper's settings for DATASET (any field overridable); resumable."""
-    from .data.request import DataRequestError
-    from .engine import RunConflict
-    from .engine import train as run_training
-    from .models.i3d import PretrainedWeightsError
-    from .models.mmtm import FusionConfigError
+    from ..data.hdf5 import DataRequestError
+    from ..engine import RunConflict
+    from ..engine import train as run_training
+    from ..models.i3d import PretrainedWeightsError
+    from ..models.mmtm import FusionConfigError
 
     try:
         cfg = resolve(dataset, algorithm=algorithm, protocol=protocol, **overrides)
@@ -95,7 +88,7 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",")]
 
 
-@main.command("train-packed")
+@click.command("train-packed")
 @click.option("--dataset", type=click.Choice(sorted(DATASET_DEFAULTS)), required=True)
 @click.option("--algorithm", type=click.Choice(ALGORITHM_NAMES), default="vanilla", show_default=True)
 @click.option("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: --seed)")
@@ -124,8 +117,8 @@ def train_packed_cmd(
 ) -> None:
     """Train the runs seeds x lrs x alphas of DATASET packed into one network per K runs (CMNIST: vanilla,
     random, guided); each run gets the record `repro train` would write, in its own folder; resumable."""
-    from .engine import RunConflict
-    from .packed import train_packed
+    from ..engine import RunConflict
+    from ..engine.packed import train_packed
 
     seed_list = [int(v) for v in seeds.split(",")] if seeds else [overrides.pop("seed")]
     lr_list = _floats(lrs) if lrs else [overrides.pop("lr")]
@@ -158,28 +151,3 @@ def train_packed_cmd(
             raise click.ClickException(str(exc)) from exc
         for d, r in zip(dirs[start : start + size], records, strict=True):
             click.echo(f"{d}: test acc {r['test']['acc']:.2f}%")
-
-
-def _mount() -> None:
-    from data_prep.cli import inspect_cmd, prep
-
-    from .bench import bench
-    from .demo import demo
-    from .doctor_cli import doctor
-    from .experiments.cli import sweep_cmd
-    from .report.cli import figures_cmd, table1_cmd
-
-    main.add_command(prep, "prep")
-    main.add_command(inspect_cmd, "inspect")
-    main.add_command(table1_cmd, "table1")
-    main.add_command(figures_cmd, "figures")
-    main.add_command(bench, "bench")
-    main.add_command(demo, "demo")
-    main.add_command(doctor, "doctor")
-    main.add_command(sweep_cmd, "sweep")
-
-
-_mount()
-
-if __name__ == "__main__":
-    sys.exit(main())

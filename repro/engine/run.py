@@ -28,14 +28,14 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .algorithms import ALGORITHMS, Algorithm, seed_for
-from .data import DatasetBundle, load_dataset
-from .hparams import RunConfig
-from .metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
-from .models import build_model
-from .models.fusion import REGULAR, fusion_for_state
-from .models.mmtm import configure_gate_means
-from .records import (
+from ..algorithms import ALGORITHMS, Algorithm, seed_for
+from ..config import RunConfig
+from ..data import DatasetBundle, load_dataset
+from ..metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
+from ..models import build_model
+from ..models.fusion import REGULAR, fusion_for_state
+from ..models.mmtm import configure_gate_means
+from ..rundir import (
     BEST_NAME,
     BEST_REFERENCE_NAME,
     CHECKPOINT_NAME,
@@ -115,7 +115,7 @@ class Trainer:
         self._build_model(bundle)
 
     def _build_model(self, bundle: DatasetBundle) -> None:
-        """Model, algorithm, optimizer and scheduler on ``self.device`` (also used by ``repro.packed``)."""
+        """Model, algorithm, optimizer and scheduler on ``self.device`` (also used by ``repro.engine.packed``)."""
         cfg = self.cfg
         torch.manual_seed(seed_for(cfg.seed, "init"))
         model = build_model(cfg.dataset, bundle.in_channels, bundle.num_classes, pretrained=cfg.pretrained)

@@ -1,6 +1,6 @@
 """Measure the ModelNet40 stage (§5; MVCNN's 12 views) on synthetic meshes of a chosen size, to size a full run.
 
-``python -m data_prep.bench_modelnet40 --faces 10000 --objects 64`` writes a tree of bumpy, asymmetric
+``python -m repro.bench.modelnet40_prep --faces 10000 --objects 64`` writes a tree of bumpy, asymmetric
 closed meshes (``faces`` triangles each, in the real layout) to a temporary folder, runs the real stage on it
 (OFF parsing, rendering, resumable parts, HDF5 assembly) and prints views/s (wall clock, and per CPU-second: the
 figure that does not depend on other load) and the compressed bytes per object, with the extrapolation to the

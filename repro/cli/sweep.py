@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .sweeps import BUDGETS, STUDIES, expand
+from ..experiments.sweeps import BUDGETS, STUDIES, expand
 
 
 @click.command("sweep")
@@ -106,7 +106,7 @@ def sweep_cmd(
 
     Re-launching runs only what is not done; failed runs are rerun only with --retry-failed. Figures:
     `repro figures --results RESULTS --out DIR`."""
-    from .launchers import SlurmOptions, launch_dry, launch_local, launch_slurm
+    from ..experiments.launchers import SlurmOptions, launch_dry, launch_local, launch_slurm
 
     try:
         plan = expand(name, budget, data_dir, datasets.split(",") if datasets else None)

@@ -1,4 +1,4 @@
-"""NVGesture throughput figures of docs/nvgesture.md: ``python -m repro.bench_nvgesture --data FILE``.
+"""NVGesture throughput figures of docs/nvgesture.md: ``python -m repro.bench.nvgesture --data FILE``.
 
     loader_clips_per_s      training clips (64 frames, both modalities, random crop, uint8; the flips are applied
                             on the device, by ``batches``) delivered per second by the DataLoader, per worker count,
@@ -22,10 +22,10 @@ import time
 import click
 import torch
 
-from .algorithms import ALGORITHMS
-from .data.nvgesture import load_nvgesture
-from .hparams import resolve
-from .models import build_model
+from ..algorithms import ALGORITHMS
+from ..config import resolve
+from ..data.nvgesture import load_nvgesture
+from ..models import build_model
 
 
 def loader_cpu_ms_per_clip(path: str, epochs: int, batch: int) -> float:

@@ -1,6 +1,6 @@
 """K CMNIST runs in one process and one set of kernels (issue 7): ``train_packed(cfgs, out_dirs)``.
 
-The runs may differ in seed, lr, alpha and window; everything else must be equal (:mod:`repro.packing`). Each run
+The runs may differ in seed, lr, alpha and window; everything else must be equal (:mod:`repro.engine.packing`). Each run
 keeps its own data order, initialisation, optimizer state (SGD momentum, learning rate and its plateau schedule),
 balancing state (M of Def. 4.1, Alg. 1's window, A.3's draws), stop rule, best checkpoint and record: the same
 record, written to the same files (checkpoint included, so a packed run resumes packed or alone), as ``repro train``
@@ -8,7 +8,7 @@ would write.
 
 How: between epochs every run lives in an ordinary :class:`repro.engine.Trainer` (model, algorithm, optimizer,
 scheduler: the *shadow*). An epoch stacks the shadows' parameters, buffers and momentum buffers along a leading
-dimension K, trains the K models as one grouped network (:mod:`repro.models.packed`) with a stacked SGD step,
+dimension K, trains the K models as one grouped network (:mod:`repro.models.stacked_cmnist`) with a stacked SGD step,
 then writes the state back; validation, the LR schedule, checkpoints, the stop rule and the test evaluation then run
 per shadow through the engine's own code. A run that has finished drops out of the next epoch's stack. Runs at
 different epochs (after a resume) pack too: warm-up and data order are per run.
@@ -28,15 +28,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .algorithms import ALGORITHMS, seed_for
-from .algorithms.balanced import Guided, RandomBalance, alg1_transition
-from .data import load_dataset
-from .engine import Trainer, make_deterministic, pick_device
-from .hparams import RunConfig
-from .metrics.speed import speeds_from
-from .models.packed import PackedCMNISTNet, stack_states
+from ..algorithms import ALGORITHMS, seed_for
+from ..algorithms.balanced import Guided, RandomBalance, alg1_transition
+from ..config import RunConfig
+from ..data import load_dataset
+from ..metrics.speed import speeds_from
+from ..models.stacked_cmnist import PackedCMNISTNet, stack_states
+from ..rundir import write_json
 from .packing import check_packable
-from .records import write_json
+from .run import Trainer, make_deterministic, pick_device
 
 
 class _Pack:

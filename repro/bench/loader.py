@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from .data import load_dataset
-from .hparams import resolve
+from ..config import resolve
+from ..data import load_dataset
 
 STREAMED = ("nvgesture",)  # read by DataLoader workers; the others are held on the device
 

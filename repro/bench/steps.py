@@ -10,7 +10,7 @@
     packed_speedup                  K guided runs (different seeds and learning rates) trained packed in one
                                     network / the same K runs stepped one after the other (``--pack K``)
     loader_samples_per_s            with ``--data FILE``: training samples per second delivered to the device by
-                                    the dataset's loader, as ``repro train`` draws them (:mod:`repro.bench_data`)
+                                    the dataset's loader, as ``repro train`` draws them (:mod:`repro.bench.loader`)
     loader_over_model               loader_samples_per_s / train_samples_per_s: above 1, the loader keeps up
                                     (null when the model's inputs were sized otherwise than the file's, --clip)
 
@@ -29,9 +29,9 @@ import time
 import click
 import torch
 
-from .algorithms import ALGORITHMS
-from .hparams import resolve
-from .models import build_model
+from ..algorithms import ALGORITHMS
+from ..config import resolve
+from ..models import build_model
 
 SHAPES = {
     "cmnist": ((3, 28, 28), (1, 28, 28), 10),
@@ -161,7 +161,7 @@ def epoch_time(
 ) -> dict:
     """One guided epoch (after the warm-up) over ``samples`` random uint8 images held on the device, batched by
     :class:`repro.data.memory.InMemorySplit` as in ``repro train``; loss and accuracy summed on the device."""
-    from .data.memory import InMemorySplit
+    from ..data.memory import InMemorySplit
 
     shape0, shape1, classes = SHAPES[dataset]
     g = torch.Generator().manual_seed(0)
@@ -202,11 +202,11 @@ def epoch_time(
 def packed_ratio(
     dataset: str, device: torch.device, k: int, rounds: int, steps: int, batch_size: int, convolutions: str = "auto"
 ) -> dict:
-    """K guided runs stepped one after the other vs the same K runs packed (``repro.packed``), in alternating
+    """K guided runs stepped one after the other vs the same K runs packed (``repro.engine.packed``), in alternating
     rounds; the speedup is the median of the per-round ratios sequential / packed."""
-    from .data import DatasetBundle
-    from .engine import Trainer
-    from .packed import _Pack
+    from ..data import DatasetBundle
+    from ..engine import Trainer
+    from ..engine.packed import _Pack
 
     shape0, shape1, classes = SHAPES[dataset]
 
@@ -391,8 +391,8 @@ def _bench(
     workers,
     loader_batches,
 ) -> dict:
-    from .bench_data import loader_throughput
-    from .engine import pick_device
+    from ..engine import pick_device
+    from .loader import loader_throughput
 
     if threads > 0:
         torch.set_num_threads(threads)
@@ -411,7 +411,7 @@ def _bench(
             raise click.ClickException(str(exc)) from exc
     result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
     result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
-    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.packed)
+    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.engine.packed)
         result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size, pack_convolutions))
     if epoch_samples > 0 and dataset in IN_MEMORY:
         result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))

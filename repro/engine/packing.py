@@ -1,4 +1,4 @@
-"""Which runs may train together in one pack (issue 7, :mod:`repro.packed`). No torch here: the sweep planner
+"""Which runs may train together in one pack (issue 7, :mod:`repro.engine.packed`). No torch here: the sweep planner
 groups runs into packs before any process that trains imports it.
 
 Runs in one pack share every setting but ``PACK_VARYING`` (seed, lr, alpha, window): one network, one data set,
@@ -13,7 +13,7 @@ import dataclasses
 from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
-from .hparams import RunConfig
+from ..config import RunConfig
 
 PACK_VARYING = ("seed", "lr", "alpha", "window")
 PACKABLE_ALGORITHMS = ("vanilla", "random", "guided")
