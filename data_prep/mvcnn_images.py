@@ -6,8 +6,9 @@ Two sets circulate (``../shared/notes/datasets.md``):
   background; the set the greedy paper's reference code trains on (views v001 and v007 as front and rear);
 * ``modelnet40v1``: ``<class>/<split>/<name>_001.jpg`` ... ``_012.jpg``, white background.
 
-Images are stored as published, converted to 8-bit gray (and resized to the recipe's size if they differ);
-the output's ``source`` attribute says which set was used.
+Images are stored as published, converted to 8-bit gray (PIL's ``convert("L")``) and, if their size differs from
+the recipe's, resized with OpenCV's ``cv2.resize`` (``INTER_LINEAR``, :data:`RESIZE`; the resize NVGesture's frames
+get too, data_prep.video); the output's ``source`` attribute says which set was used.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import numpy as np
 from data_prep.common import PrepError
 
 NUM_VIEWS = 12
+#: How a view whose size differs from the recipe's is resized (before: PIL's bilinear filter).
+RESIZE = "OpenCV cv2.resize INTER_LINEAR of the 8-bit gray image"
 PATTERNS = {
     "modelnet40_images_new_12x": re.compile(r"^(?P<name>.+)\.obj\.shaded_v(?P<view>\d{3})\.png$"),
     "modelnet40v1": re.compile(r"^(?P<name>.+)_(?P<view>\d{3})\.jpg$"),
@@ -70,7 +73,8 @@ def list_image_set(root: Path, classes: list[str], splits, item_type) -> tuple[s
 
 
 def read_views(paths: list[Path], size: int) -> np.ndarray:
-    """(12, size, size) uint8 gray images of one object, in view order."""
+    """(12, size, size) uint8 gray images of one object, in view order (resized as :data:`RESIZE` says)."""
+    import cv2
     from PIL import Image, UnidentifiedImageError
 
     if len(paths) != NUM_VIEWS:
@@ -79,10 +83,10 @@ def read_views(paths: list[Path], size: int) -> np.ndarray:
     for k, path in enumerate(paths):
         try:
             with Image.open(path) as im:
-                im = im.convert("L")
-                if im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
-                out[k] = np.asarray(im)
+                gray = np.asarray(im.convert("L"))
+            out[k] = (
+                gray if gray.shape == (size, size) else cv2.resize(gray, (size, size), interpolation=cv2.INTER_LINEAR)
+            )
         except (OSError, UnidentifiedImageError) as e:
             raise ImageSetError(path, f"cannot read the image ({e})") from None
     return out

@@ -7,9 +7,10 @@ and ``Video_data/class_XX/subjectN_rM/{sk_color,sk_depth}.avi``. One list line p
 
 ``START:END`` is the gesture's frame window (80 frames, END exclusive); labels are 1-25 in the lists, 0-24 here.
 Where the color and depth windows differ (four training lines, by one frame) the color window is used for both
-modalities, as the paper does (A.4). Frames are resized to 256x256 (A.4); a clip shorter than 64 frames is
-zero-padded on both sides to 64 (A.4). 20% of the training list, stratified by class, is held out as validation
-(§5.1) with a fixed seed.
+modalities, as the paper does (A.4). Frames are resized to 256x256 (A.4) as NVIDIA's reader ``readdata.py`` does
+("as Joze et al. (2020)"): OpenCV's ``cv2.resize``, ``INTER_LINEAR``; colour in RGB order, depth the reader's channel
+(data_prep.video). A clip shorter than 64 frames is zero-padded on both sides to 64 (A.4). 20% of the training list,
+stratified by class, is held out as validation (§5.1) with a fixed seed.
 
 Output (``data/nvgesture.h5``): groups ``/train``, ``/val``, ``/test`` with ``rgb`` (N,T,256,256,3) uint8,
 ``depth`` (N,T,256,256,1) uint8, chunked one sample per chunk, T = the longest padded clip (80); ``num_frames``
@@ -18,7 +19,9 @@ Output (``data/nvgesture.h5``): groups ``/train``, ``/val``, ``/test`` with ``rg
 ``path`` (N,) the sample's folder; ``frames_read`` (N,) int32, the window's frames found in the videos (fewer
 than 80 only where a video ends inside its window; the clip is then cut there and padded as a short one);
 ``sample_sha256`` (N,) of each sample's rgb+depth bytes. Root attributes as
-every stage (``recipe``, ``recipe_hash``, ``arrays_checksum``, ``source``, ``created_by``).
+every stage (``recipe``, ``recipe_hash``, ``arrays_checksum``, ``source``, ``created_by``), and ``decoder`` and
+``resizer`` (the PyAV and OpenCV versions). A file of another ``format_version`` (1: libswscale's resize) is
+prepared again by the next run, which says so.
 
 Resumable: the file is written as ``<out>.partial`` with all its space allocated up front (uncompressed, so a
 write changes no HDF5 metadata) and a per-sample ``done`` flag set after the sample's data is flushed. A killed
@@ -29,6 +32,7 @@ renamed to ``<out>``.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 import time
@@ -37,12 +41,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import av
+import cv2
 import h5py
 import numpy as np
 from tqdm import tqdm
 
 from data_prep.common import PrepError, canonical_json, created_by, is_up_to_date, recipe_hash
-from data_prep.video import INTERPOLATION, read_window
+from data_prep.video import RESIZE, read_window
 
 LIST_FILES = {"train": "nvgesture_train_correct_cvpr2016_v2.lst", "test": "nvgesture_test_correct_cvpr2016_v2.lst"}
 SPLITS = ("train", "val", "test")
@@ -52,7 +57,9 @@ FRAME_SIZE = 256  # frames resized to FRAME_SIZE x FRAME_SIZE (A.4)
 VAL_FRACTION = 0.2  # of the training list, per class (§5.1)
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("data/nvgesture.h5")
-FORMAT_VERSION = 1
+#: 2: frames resized by OpenCV (INTER_LINEAR, as NVIDIA's reader), depth = the reader's channel (blue); 1: libswscale
+#: bilinear resize (up to 17 grey levels from the reader's frames). A file of another version is prepared again.
+FORMAT_VERSION = 2
 MODALITIES = {"rgb": ("sk_color.avi", 3), "depth": ("sk_depth.avi", 1)}
 
 _WINDOW = re.compile(r"^(\w+):(\d+):(\d+)$")
@@ -139,13 +146,35 @@ def build_recipe(raw: Path, *, seed: int, size: int) -> tuple[dict, dict[str, li
         "min_frames": MIN_FRAMES,
         "padding": "zeros on both sides, floor half before",
         "window": "color START:END of the list line (END exclusive) for both modalities",
-        "resize": f"libswscale {INTERPOLATION.lower()} to frame_size x frame_size",
-        "depth": "channel 0 of the RGB decode of sk_depth.avi",
+        "decode": "PyAV, sequential from frame 0, yuv to rgb24 at native size",
+        "resize": f"{RESIZE} to frame_size x frame_size",
+        "depth": "blue channel of the decode of sk_depth.avi (channel 0 of OpenCV's BGR, as NVIDIA's readdata.py)",
+        "color": "RGB order (NVIDIA's readdata.py keeps OpenCV's BGR; the I3D weights expect RGB)",
         "val_fraction": VAL_FRACTION,
         "val_rule": "per class round(val_fraction * n), numpy default_rng(seed).permutation per class in label order",
         "seed": int(seed),
     }
     return recipe, {"train": train, "val": val, "test": parts["test"]}
+
+
+def _stale(out: Path, recipe: dict) -> str | None:
+    """Why an existing ``out`` is prepared again (another format version, or the recipe keys that differ); None
+    when there is no readable file there."""
+    try:
+        with h5py.File(out, "r") as f:
+            stored = json.loads(f.attrs.get("recipe", "{}"))
+    except (OSError, ValueError, TypeError):
+        return None
+    if not isinstance(stored, dict):
+        return None
+    old = stored.get("format_version")
+    if old != FORMAT_VERSION:
+        return (
+            f"{out}: format version {old} (resize: {stored.get('resize', 'unrecorded')}); this stage writes "
+            f"version {FORMAT_VERSION} (resize: {recipe['resize']}): preparing it again"
+        )
+    keys = sorted(k for k in recipe.keys() | stored.keys() if recipe.get(k) != stored.get(k))
+    return f"{out}: prepared with another recipe ({', '.join(keys)} differ): preparing it again"
 
 
 def _check_videos(raw: Path, splits: dict[str, list[Sample]]) -> None:
@@ -251,6 +280,9 @@ def prepare_nvgesture(
     if not force and is_up_to_date(out, recipe):
         log(f"{out}: up to date (recipe_hash {rhash[:12]}), nothing to do; pass --force to rebuild")
         return out
+    stale = None if force else _stale(out, recipe)
+    if stale:
+        log(stale)
     _check_videos(raw, splits)
     frames = max(max(s.end - s.start, MIN_FRAMES) for part in splits.values() for s in part)
     partial = out.with_name(out.name + ".partial")
@@ -313,6 +345,7 @@ def prepare_nvgesture(
                 "source": str(raw.resolve()),
                 "arrays_checksum": arrays_hash.hexdigest(),
                 "decoder": f"PyAV {av.__version__}",
+                "resizer": f"OpenCV {cv2.__version__}",
                 "created_by": created_by(__name__),
             }
         )
