@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from data_prep.common import PrepError, canonical_json, recipe_hash
 from data_prep.nvgesture import build_recipe, parse_line, prepare_nvgesture, read_list, split_validation
 from repro.cli import main
-from repro.hparams import resolve
+from repro.config import resolve
 
 from nvgesture_fixtures import FIXTURE, TEST_LIST, TRAIN_LIST, frame_index, make_raw
 
