@@ -11,42 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-ALGORITHM_NAMES = ("vanilla", "rubi", "random", "guided")
+from .registry import ALGORITHMS, DATASETS, algorithm
+from .registry import dataset as dataset_spec
 
-# The paper's settings (§5.2, §5.4, Table 1) and, where the paper is silent, the reference code's
-# (stop after 100% training accuracy, 300-epoch cap, LR x0.3 after 10 epochs without training-loss improvement).
-DATASET_DEFAULTS: dict[str, dict] = {
-    "cmnist": dict(
-        modalities="mono,gray",  # m0 = monochromatic (coloured) image, m1 = gray image (§5.1)
-        lr=0.01,
-        momentum=0.9,
-        batch_size=128,
-        alpha=0.1,
-        window=5,
-        rubi_bias_modality=0,  # the colour is the shortcut by construction
-    ),
-    "nvgesture": dict(
-        modalities="rgb,depth",  # m0 = RGB, m1 = depth (§5.1, A.4)
-        lr=0.01,
-        momentum=0.9,
-        batch_size=4,
-        alpha=0.1,
-        window=5,
-        # depth: the modality a vanilla model relies on (§1: u(RGB|depth) = 0.01, u(depth|RGB) = 0.63)
-        rubi_bias_modality=1,
-    ),
-    "modelnet40": dict(
-        modalities="front,rear",  # m0 = view 0, m1 = view 6 of MVCNN's 12 (§5.1; the reference code's choice)
-        lr=0.1,
-        momentum=0.0,
-        batch_size=8,
-        alpha=0.01,
-        window=5,
-        # No shortcut by construction. Vanilla models have d_util ~ -0.1 (§5.4): u(m0|m1) > u(m1|m0), the rear
-        # branch leans on the front view, so the front view is the one relied on greedily; RUBi's bias reads it.
-        rubi_bias_modality=0,
-    ),
-}
+#: Names of the algorithms and the datasets (the registry's order).
+ALGORITHM_NAMES = tuple(ALGORITHMS)
+#: The paper's settings per dataset (§5.2, §5.4, Table 1) and, where the paper is silent, the reference code's (stop
+#: after 100% training accuracy, 300-epoch cap, LR x0.3 after 10 epochs without training-loss improvement).
+DATASET_DEFAULTS: dict[str, dict] = {name: dict(spec.defaults) for name, spec in DATASETS.items()}
 
 # Fields that change how a run executes, not what it computes: excluded from the run's identity. ``compile`` is
 # one: torch.compile runs the same operations (its fused kernels round differently, as another GPU would), so a
@@ -188,14 +160,11 @@ def _protocol_values(protocol: str | None, overrides: dict) -> dict:
 def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig:
     """Defaults of the dataclass, then the dataset's paper settings, then ``protocol``'s gate-mean fields
     (:data:`PROTOCOLS`), then the caller's non-None overrides."""
-    if dataset not in DATASET_DEFAULTS:
-        raise ValueError(f"unknown dataset {dataset!r}; known: {', '.join(DATASET_DEFAULTS)}")
-    values = dict(DATASET_DEFAULTS[dataset])
+    values = dict(dataset_spec(dataset).defaults)
     values.update(_protocol_values(protocol, overrides))
     values.update({k: v for k, v in overrides.items() if v is not None})
     cfg = RunConfig(dataset=dataset, **values)
-    if cfg.algorithm not in ALGORITHM_NAMES:
-        raise ValueError(f"unknown algorithm {cfg.algorithm!r}; choose from {', '.join(ALGORITHM_NAMES)}")
+    spec = algorithm(cfg.algorithm)
     cfg.setting = cfg.setting or default_setting(cfg)
     if cfg.setting.startswith("nvgesture-") and cfg.setting != default_setting(cfg):
         raise ValueError(
@@ -206,7 +175,7 @@ def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig
     n = len(cfg.modality_names)
     if n not in (1, 2):
         raise ValueError(f"--modalities takes one or two names, got {cfg.modalities!r}")
-    if n == 1 and cfg.algorithm != "vanilla":
+    if n == 1 and spec.needs_two_modalities:
         raise ValueError(f"algorithm {cfg.algorithm!r} needs two modalities; uni-modal runs use vanilla")
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")

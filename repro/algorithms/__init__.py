@@ -1,15 +1,10 @@
-"""Training algorithms by name (an explicit registry; the engine never branches on the name)."""
+"""Training algorithms, by the names of :data:`repro.registry.ALGORITHMS` (the engine never branches on a name)."""
 
-from .balanced import Guided, RandomBalance
+from ..registry import ALGORITHMS as SPECS
+from ..registry import load
 from .base import Algorithm, StepResult, seed_for
-from .rubi import RUBi
-from .vanilla import Vanilla
 
-ALGORITHMS: dict[str, type[Algorithm]] = {
-    "vanilla": Vanilla,
-    "rubi": RUBi,
-    "random": RandomBalance,
-    "guided": Guided,
-}
+#: name -> class, for every algorithm of the registry.
+ALGORITHMS: dict[str, type[Algorithm]] = {name: load(spec.cls) for name, spec in SPECS.items()}
 
 __all__ = ["ALGORITHMS", "Algorithm", "StepResult", "seed_for"]
