@@ -168,6 +168,7 @@ def build_recipe(source: str, classes: list[str], items: list[Item], listing: st
         "render": render.recipe(size) if source == "meshes" else None,
         "order": "split, class (alphabetical), name",
         "skip_bad": bool(skip_bad),
+        **({"resize": mvcnn_images.RESIZE} if source != "meshes" else {}),  # images of another size than --size
     }
 
 

@@ -49,9 +49,11 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
 @dataclass(frozen=True)
 class DatasetSpec:
     """One dataset: its modalities (name -> input channels; the first two are m0, m1 of the paper's setting), class
-    count, model input shapes per modality (C, ...) as the benchmarks feed them, the reader and model builder
-    (``"module:function"``), the command that prepares it, and the paper's training settings (§5, Table 1; the
-    reference code's where the paper is silent), which :func:`repro.config.resolve` applies."""
+    count, model input shapes per modality (C, ...) as the benchmarks feed them, the reader (``"module:function"``,
+    ``(path, modalities, train_limit, eval_limit, workers) -> DatasetBundle``), the model builder
+    (``(in_channels, num_classes[, pretrained]) -> nn.Module``), the commands that prepare it, and the paper's
+    training settings (§5, Table 1; the reference code's where the paper is silent), which
+    :func:`repro.config.resolve` applies."""
 
     name: str
     display: str
@@ -60,7 +62,8 @@ class DatasetSpec:
     input_shapes: tuple[tuple[int, ...], tuple[int, ...]]
     loader: str
     model: str
-    prep_hint: str
+    prep_hint: str  # the Make command that prepares data/<name>.h5
+    prep_command: str  # the command that writes the file given as {path}
     defaults: dict[str, Any] = field(default_factory=dict)
     in_memory: bool = True  # held on the device as uint8 (else streamed from disk by a DataLoader)
 
@@ -77,6 +80,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "repro.data.cmnist:load",
             "repro.models.cnn:cmnist_net",
             "make data/cmnist.h5",
+            "repro prep cmnist --out {path}",
             dict(
                 modalities="mono,gray",  # m0 = monochromatic (coloured) image, m1 = gray image (§5.1)
                 lr=0.01, momentum=0.9, batch_size=128, alpha=0.1, window=5,
@@ -92,6 +96,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "repro.data.modelnet40:load",
             "repro.models.resnet:modelnet40_net",
             "make data MODELNET40_RAW=/path/to/ModelNet40",
+            "repro prep modelnet40 --raw DIR --out {path}",
             dict(
                 modalities="front,rear",  # m0 = view 0, m1 = view 6 of MVCNN's 12 (§5.1; the reference code's)
                 lr=0.1, momentum=0.0, batch_size=8, alpha=0.01, window=5,
@@ -109,6 +114,7 @@ DATASETS: dict[str, DatasetSpec] = {
             "repro.data.nvgesture:load",
             "repro.models.i3d:nvgesture_net",
             "make data NVGESTURE_RAW=/path/to/nvGesture",
+            "repro prep nvgesture --raw DIR --out {path}",
             dict(
                 modalities="rgb,depth",  # m0 = RGB, m1 = depth (§5.1, A.4)
                 lr=0.01, momentum=0.9, batch_size=4, alpha=0.1, window=5,

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from repro.data import load_dataset
-from repro.data.nvgesture import CLIP_FRAMES, load_nvgesture
+from repro.data.nvgesture import CLIP_FRAMES
+from repro.data.nvgesture import load as load_nvgesture
 
 SIZE, FRAMES = 32, 80  # crop 28 (7/8)
 NUM_FRAMES = [80, 80, 64, 80, 72, 80, 80, 64, 80, 80]
@@ -47,7 +48,7 @@ def _all(split, batch_size=4, seed=None):
 
 
 def test_training_clips_are_random_consecutive_crops_shared_by_both_modalities(data):
-    train = load_nvgesture(data, ("rgb", "depth"))["train"]
+    train = load_nvgesture(data, ("rgb", "depth")).splits["train"]
     flips, offsets = set(), set()
     for seed in range(4):
         for (rgb, depth), labels in _all(train, seed=seed):
@@ -69,9 +70,9 @@ def test_training_clips_are_random_consecutive_crops_shared_by_both_modalities(d
 
 
 def test_batches_are_deterministic_and_independent_of_workers(data):
-    train = load_nvgesture(data, ("rgb", "depth"))["train"]
+    train = load_nvgesture(data, ("rgb", "depth")).splits["train"]
     first, again = _all(train, seed=3), _all(train, seed=3)
-    with_workers = _all(load_nvgesture(data, ("rgb", "depth"), workers=2)["train"], seed=3)
+    with_workers = _all(load_nvgesture(data, ("rgb", "depth"), workers=2).splits["train"], seed=3)
     for a, b, c in zip(first, again, with_workers, strict=True):
         assert torch.equal(a[1], b[1]) and torch.equal(a[1], c[1])
         assert all(torch.equal(u, v) and torch.equal(u, w) for u, v, w in zip(a[0], b[0], c[0], strict=True))
@@ -80,7 +81,7 @@ def test_batches_are_deterministic_and_independent_of_workers(data):
 
 
 def test_evaluation_takes_the_centre_frames_and_crop_in_order(data):
-    test = load_nvgesture(data, ("rgb", "depth"))["test"]
+    test = load_nvgesture(data, ("rgb", "depth")).splits["test"]
     batches = _all(test, batch_size=3)
     labels = torch.cat([y for _, y in batches])
     assert labels.tolist() == list(range(len(NUM_FRAMES)))

@@ -12,11 +12,11 @@ import h5py
 import numpy as np
 import torch
 
-from .hdf5 import check_request
+from ..registry import DATASETS
+from .hdf5 import DatasetBundle, check_prepared, provenance
 from .memory import InMemorySplit
 
-MODALITIES = {"mono": 3, "gray": 1}
-NUM_CLASSES = 10
+SPEC = DATASETS["cmnist"]
 
 
 def _read(path: Path, split: str, modalities: tuple[str, ...], limit: int) -> InMemorySplit:
@@ -30,18 +30,14 @@ def _read(path: Path, split: str, modalities: tuple[str, ...], limit: int) -> In
     return InMemorySplit(tuple(tensors[m] for m in modalities), labels)
 
 
-def load_cmnist(
-    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
-) -> dict[str, InMemorySplit]:
-    path = check_request(path, modalities, MODALITIES, "Colored-and-gray MNIST", "repro prep cmnist --out {path}")
-    return {
+def load(
+    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
+) -> DatasetBundle:
+    """The three splits in memory (``workers`` unused: nothing is streamed)."""
+    path = check_prepared(path, modalities, SPEC)
+    splits = {
         "train": _read(path, "train", modalities, train_limit),
         "val": _read(path, "val", modalities, eval_limit),
         "test": _read(path, "test", modalities, eval_limit),
     }
-
-
-def provenance(path: str | Path) -> dict:
-    """The prepared file's identity, copied into each run record (which data a run saw)."""
-    with h5py.File(path, "r") as f:
-        return {k: f.attrs[k] for k in ("recipe_hash", "arrays_checksum", "source") if k in f.attrs}
+    return DatasetBundle(splits, tuple(SPEC.modalities[m] for m in modalities), SPEC.num_classes, provenance(path))

@@ -19,12 +19,13 @@ import h5py
 import numpy as np
 import torch
 
-from .hdf5 import check_request
+from ..registry import DATASETS
+from .hdf5 import DatasetBundle, check_prepared, provenance
 from .memory import InMemorySplit
 
 NUM_VIEWS = 12
 VIEWS = {"front": 0, "rear": 6, **{f"view{k}": k for k in range(NUM_VIEWS)}}
-MODALITIES = dict.fromkeys(VIEWS, 1)  # channels per modality
+SPEC = DATASETS["modelnet40"]
 VAL_FRACTION = 0.2
 VAL_SEED = 10  # the reference code's random_seed_for_validation
 
@@ -50,10 +51,11 @@ def _read_views(group: h5py.Group, views: list[int], rows: np.ndarray) -> dict[i
     return out
 
 
-def load_modelnet40(
-    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0
-) -> dict[str, InMemorySplit]:
-    path = check_request(path, modalities, VIEWS, "ModelNet40", "repro prep modelnet40 --raw DIR --out {path}")
+def load(
+    path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
+) -> DatasetBundle:
+    """The selected views of the three splits in memory (``workers`` unused: nothing is streamed)."""
+    path = check_prepared(path, modalities, SPEC)
     views = [VIEWS[m] for m in modalities]
     with h5py.File(path, "r") as f:
         n_train = f["train"]["label"].shape[0]
@@ -68,10 +70,5 @@ def load_modelnet40(
             images = _read_views(group, views, rows)
             labels = torch.from_numpy(np.asarray(group["label"][:])[rows].astype(np.int64))
             splits[name] = InMemorySplit(tuple(images[v] for v in views), labels, flip=name == "train")
-    return splits
-
-
-def provenance(path: str | Path) -> dict:
-    """The prepared file's identity, copied into each run record (which data a run saw)."""
-    with h5py.File(path, "r") as f:
-        return {k: f.attrs[k] for k in ("recipe_hash", "arrays_checksum", "source") if k in f.attrs}
+    channels = tuple(SPEC.modalities[m] for m in modalities)
+    return DatasetBundle(splits, channels, num_classes(path), provenance(path))

@@ -33,10 +33,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from .hdf5 import check_request
+from ..registry import DATASETS
+from .hdf5 import DatasetBundle, check_prepared, provenance
 
-MODALITIES = {"rgb": 3, "depth": 1}
-NUM_CLASSES = 25
+SPEC = DATASETS["nvgesture"]
 CLIP_FRAMES = 64  # A.4
 CROP_FRACTION = 224 / 256  # A.4: 256x256 frames cropped to 224x224
 #: Random horizontal flip in training (the issue's loader spec and datasets.md). Note: NVGesture has mirror-image
@@ -155,9 +155,12 @@ def _to_input(clip: Tensor, flips: Tensor | None, device: torch.device) -> Tenso
     return x.div_(127.5).sub_(1.0).contiguous()
 
 
-def load_nvgesture(
+def load(
     path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
-) -> dict[str, StreamedClipSplit]:
-    path = check_request(path, modalities, MODALITIES, "NVGesture", "repro prep nvgesture --raw DIR --out {path}")
+) -> DatasetBundle:
+    """The three splits, streamed from the file by ``workers`` loader processes."""
+    path = check_prepared(path, modalities, SPEC)
     limits = {"train": train_limit, "val": eval_limit, "test": eval_limit}
-    return {s: StreamedClipSplit(path, s, modalities, limits[s], workers) for s in ("train", "val", "test")}
+    splits = {s: StreamedClipSplit(path, s, modalities, limits[s], workers) for s in ("train", "val", "test")}
+    channels = tuple(SPEC.modalities[m] for m in modalities)
+    return DatasetBundle(splits, channels, SPEC.num_classes, provenance(path), eval_batch_size=EVAL_BATCH_SIZE)

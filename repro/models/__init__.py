@@ -4,24 +4,19 @@ from __future__ import annotations
 
 from torch import nn
 
-from .cnn import cmnist_net
+from .. import registry
+from ..registry import load
 from .fusion import CUT, REBALANCE, REGULAR, DeviceFusion, Fusion
-from .i3d import nvgesture_net
-from .resnet import modelnet40_net
 from .twobranch import GROUP_NAMES, ModelOutput, TwoBranchNet, UniModalNet
 
 
 def build_model(dataset: str, in_channels: tuple[int, ...], num_classes: int, pretrained: str = "") -> nn.Module:
-    """``pretrained``: path of a weights file for the datasets whose paper setting has one (NVGesture)."""
+    """The dataset's network (:data:`repro.registry.DATASETS`); ``pretrained``: path of a weights file for the
+    datasets whose paper setting has one (NVGesture)."""
     if pretrained and dataset != "nvgesture":
         raise ValueError(f"--pretrained is for nvgesture (Kinetics I3D weights), not {dataset!r}")
-    if dataset == "cmnist":
-        return cmnist_net(in_channels, num_classes)
-    if dataset == "nvgesture":
-        return nvgesture_net(in_channels, num_classes, pretrained)
-    if dataset == "modelnet40":
-        return modelnet40_net(in_channels, num_classes)
-    raise ValueError(f"no model for dataset {dataset!r}")
+    builder = load(registry.dataset(dataset).model)
+    return builder(in_channels, num_classes, pretrained) if pretrained else builder(in_channels, num_classes)
 
 
 __all__ = [
