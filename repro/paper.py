@@ -18,13 +18,8 @@ SETTINGS: dict[str, str] = {
     "nvgesture-pretrained": "NVGesture-pretrained",
 }
 
-#: Table-1 rows in the paper's order: key -> display name.
-ALGORITHMS: dict[str, str] = {
-    "vanilla": "vanilla",
-    "rubi": "RUBi",
-    "random": "random",
-    "guided": "guided",
-}
+# Table-1 rows: vanilla, RUBi, random, guided, in this order: the entries of repro.registry.ALGORITHMS marked
+# ``paper`` (which hold their display names); TABLE1 below has one value per row and setting.
 
 #: Number of runs behind each Table-1 entry ("we train each model three times", §5.4).
 PAPER_RUNS = 3

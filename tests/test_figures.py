@@ -1,13 +1,18 @@
-"""`repro figures` from a committed miniature results directory: one figure per group, the numbers in figures.md
-equal the records', identical-modality runs form their own group, the output is byte-for-byte reproducible."""
+"""`repro figures` on a results directory without sweeps: the histograms of its finished runs
+(:mod:`repro.report.histograms`), from a committed miniature results directory: one figure per group, the numbers in
+figures.md equal the records', identical-modality runs form their own group, the output is byte-for-byte
+reproducible."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from repro.report.figures import collect, group_key, write_figures
+from repro.cli.report import figures_cmd
+from repro.report.histograms import collect, group_key, write_histograms
+from repro.report.plotting import algorithm_order, colour
 from repro.rundir import load_records
 
 GOLDEN = Path(__file__).parent / "golden" / "table1_results"
@@ -26,8 +31,8 @@ def test_group_key_reads_both_record_styles():
 
 
 def test_writes_png_pdf_and_an_index_reproducibly(tmp_path):
-    first = write_figures(GOLDEN, tmp_path / "a")
-    second = write_figures(GOLDEN, tmp_path / "b")
+    first = write_histograms(GOLDEN, tmp_path / "a")
+    second = write_histograms(GOLDEN, tmp_path / "b")
     names = sorted(p.name for p in first)
     assert "modelnet40.png" in names and "modelnet40.pdf" in names and "figures.md" in names
     for a, b in zip(first, second, strict=True):
@@ -39,4 +44,27 @@ def test_writes_png_pdf_and_an_index_reproducibly(tmp_path):
 
 def test_no_usable_record_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="no finished two-branch run"):
-        write_figures(tmp_path, tmp_path / "out")
+        write_histograms(tmp_path, tmp_path / "out")
+
+
+def test_the_command_writes_the_histograms_without_sweeps(tmp_path):
+    result = CliRunner().invoke(figures_cmd, ["--results", str(GOLDEN), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    written = [line.removeprefix("wrote ") for line in result.output.splitlines() if line.startswith("wrote ")]
+    direct = write_histograms(GOLDEN, tmp_path / "direct")
+    assert written == [str(tmp_path / p.name) for p in direct]  # the histograms' files, in their order
+    assert all((tmp_path / p.name).read_bytes() == p.read_bytes() for p in direct)
+    assert written[-1] == str(tmp_path / "figures.md") and not (tmp_path / "conjectures.md").exists()
+
+
+def test_the_command_reports_no_usable_record_as_an_error(tmp_path):
+    result = CliRunner().invoke(figures_cmd, ["--results", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "Error: " in result.output and "no finished two-branch run" in result.output
+
+
+def test_colours_and_order_come_from_the_registry():
+    from repro.registry import ALGORITHMS
+
+    assert [colour(a) for a in ALGORITHMS] == [spec.colour for spec in ALGORITHMS.values()]
+    assert colour("not-registered") == "tab:gray"
+    assert algorithm_order({"zeta", "guided", "vanilla", "alpha"}) == ["vanilla", "guided", "alpha", "zeta"]

@@ -1,18 +1,22 @@
-"""Study figures and the conjecture report from the committed miniature sweeps' results directory
-(tests/golden/sweep_results, written by tests/golden/make_sweep_results.py with known answers)."""
+"""`repro figures` on a sweeps' results directory: the study figures and the conjecture report, from the committed
+miniature sweeps' results directory (tests/golden/sweep_results, written by tests/golden/make_sweep_results.py with
+known answers)."""
 
 from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from scipy import stats
 
+from repro.cli.report import figures_cmd
 from repro.report.conjectures import mean_ci, spearman
-from repro.report.figures import write_figures
-from repro.report.studies import load_rows
+from repro.report.sweep_rows import load_rows, manifests
 
 GOLDEN = Path(__file__).parent / "golden" / "sweep_results"
 STUDIES = ("guided-vs-vanilla", "l1", "lr-greedy", "lr-vs-dutil", "protocol", "tolerance", "window")
@@ -20,8 +24,11 @@ STUDIES = ("guided-vs-vanilla", "l1", "lr-greedy", "lr-vs-dutil", "protocol", "t
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
+    """The command's output folder and the files it says it wrote."""
     out = tmp_path_factory.mktemp("figures")
-    return out, write_figures(GOLDEN, out)
+    result = CliRunner().invoke(figures_cmd, ["--results", str(GOLDEN), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out, [Path(line.removeprefix("wrote ")) for line in result.output.splitlines() if line.startswith("wrote ")]
 
 
 def _records(manifest: str) -> list[dict]:
@@ -37,8 +44,23 @@ def test_one_folder_per_study_with_png_pdf_and_index(built):
         for ext in ("png", "pdf"):
             path = out / f"{study}-small" / f"cmnist.{ext}"
             assert path.stat().st_size > 1000, path
-    assert (out / "conjectures.md") in written
+    assert written[-1] == out / "conjectures.md"  # after the studies' files
+    assert not (out / "figures.md").exists(), "a sweeps' folder gets no Table-1 histograms"
     assert not list(out.rglob(".*.tmp"))
+
+
+def test_manifests_by_name():
+    found = manifests(GOLDEN)
+    assert list(found) == sorted(f"{s}-small" for s in STUDIES) and found["l1-small"]["study"] == "l1"
+
+
+def test_the_text_reports_import_no_matplotlib():
+    code = (
+        "import sys; import repro.report.conjectures, repro.report.sweep_rows, repro.report.table1; "
+        "print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_unfinished_and_failed_runs_are_counted_not_plotted():

@@ -1,5 +1,7 @@
-"""``repro table1`` and ``repro figures``: Table 1 (Wu et al., ICML 2022, §5.4) and the diagnostics' histograms
-from a results directory.
+"""``repro table1`` and ``repro figures``: Table 1 (Wu et al., ICML 2022, §5.4) and the figures from a results
+directory. ``figures`` chooses the report: a sweeps' results folder (with manifests) gets each study's figures and the
+conjecture report, any other one the histograms of its finished runs. Each command imports its report when it runs,
+so ``repro table1`` imports neither matplotlib nor torch.
 """
 
 from __future__ import annotations
@@ -55,10 +57,18 @@ def table1_cmd(results_dir: Path, out_dir: Path) -> None:
 def figures_cmd(results_dir: Path, out_dir: Path) -> None:
     """Figures from RESULTS into OUT: each sweep's figures and conjectures.md when RESULTS holds sweeps
     (studies/*.json, see `repro sweep`), else histograms of d_util and d_speed per setting and algorithm."""
-    from ..report.figures import write_figures
+    from ..rundir import manifest_paths
 
     try:
-        paths = write_figures(results_dir, out_dir)
+        if manifest_paths(results_dir):  # a sweeps' results folder: the studies' reports
+            from ..report.conjectures import write_conjectures
+            from ..report.studies import write_study_figures
+
+            paths = write_study_figures(results_dir, out_dir) + write_conjectures(results_dir, out_dir)
+        else:  # any other results folder: the histograms of its finished runs
+            from ..report.histograms import write_histograms
+
+            paths = write_histograms(results_dir, out_dir)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     for path in paths:

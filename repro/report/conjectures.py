@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -19,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from repro.paper import ABS_MEAN_D_UTIL_DISTINCT, MEAN_D_UTIL_BALANCED
-from repro.report.studies import load_rows, manifests
-from repro.rundir import is_number
+from ..paper import ABS_MEAN_D_UTIL_DISTINCT, MEAN_D_UTIL_BALANCED
+from ..rundir import atomic_write_text, is_number
+from .sweep_rows import load_rows, manifests, pair_name
 
 ORDER = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla", "l1")  # sections in the paper's order
 N_RESAMPLES = 9999
@@ -88,7 +87,7 @@ def _utilization_section(title: str, rows: list[dict], key: str) -> list[str]:
     ]
     groups = defaultdict(list)
     for r in rows:
-        label = f"{r['modalities'].replace(',', '+')} ({r['pair']})" if key == "pair" else r[key]
+        label = f"{pair_name(r['modalities'])} ({r['pair']})" if key == "pair" else r[key]
         groups[(r["dataset"], r["pair"] != "distinct", label, r[key])].append(r)
     for (dataset, _, label, value), g in sorted(groups.items(), key=lambda kv: kv[0][:3]):
         du = mean_ci([r["d_util"] for r in g])
@@ -152,10 +151,11 @@ def _l1_section(rows: list[dict]) -> list[str]:
 def conjecture_report(results_dir: str | Path) -> str | None:
     """The report's Markdown, or None when the results hold none of the studies it reads."""
     sections: list[str] = []
-    loaded = [json.loads(path.read_text()) for path in manifests(results_dir)]
-    for manifest in sorted(
-        loaded, key=lambda m: (ORDER.index(m["study"]) if m["study"] in ORDER else len(ORDER), m["budget"])
-    ):
+    in_order = sorted(  # the paper's order; a study the report does not read sorts last and is skipped
+        manifests(results_dir).values(),
+        key=lambda m: (ORDER.index(m["study"]) if m["study"] in ORDER else len(ORDER), m["budget"]),
+    )
+    for manifest in in_order:
         rows, _ = load_rows(results_dir, manifest)
         if not rows:
             continue
@@ -178,3 +178,13 @@ def conjecture_report(results_dir: str | Path) -> str | None:
         "",
     ]
     return "\n".join(head + sections)
+
+
+def write_conjectures(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
+    """``<out>/conjectures.md`` (:func:`conjecture_report`); nothing when the results hold none of its studies."""
+    report = conjecture_report(results_dir)
+    if report is None:
+        return []
+    path = Path(out_dir) / "conjectures.md"
+    atomic_write_text(path, report)
+    return [path]

@@ -11,15 +11,11 @@ that one.
 
 from __future__ import annotations
 
-import statistics
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from repro.paper import ALGORITHMS, TABLE1  # noqa: E402
-from repro.rundir import is_number  # noqa: E402
+from ..paper import TABLE1
+from ..registry import ALGORITHMS
+from ..rundir import is_number
+from .plotting import plt
+from .sweep_rows import mean_sd
 
 VARIANTS = ("default", "all-passes", "reference")
 EVALUATIONS = {"acc": "standard", "acc_reference": "reference"}  # row key -> evaluation protocol
@@ -39,14 +35,10 @@ def _values(rows: list[dict], algorithm: str, variant: str, key: str) -> list[fl
     ]
 
 
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 def _entry(values: list[float]) -> str:
     if not values:
         return "—"
-    mean, sd = _mean_sd(values)
+    mean, sd = mean_sd(values)
     return f"{mean:.2f} ± {sd:.2f} (n={len(values)})"
 
 
@@ -67,7 +59,7 @@ def protocol_table(dataset: str, rows: list[dict]) -> list[str]:
         if not any(r["algorithm"] == algorithm for r in rows):
             continue
         paper = TABLE1.get((setting, algorithm))
-        cells = [ALGORITHMS.get(algorithm, algorithm), f"{paper.mean:.2f} ± {paper.std:.2f}" if paper else "—"]
+        cells = [ALGORITHMS[algorithm].display, f"{paper.mean:.2f} ± {paper.std:.2f}" if paper else "—"]
         for variant in VARIANTS:
             for key in EVALUATIONS:
                 if algorithm == "vanilla" and variant != "default":
@@ -95,7 +87,7 @@ def protocol_figure(study: str, dataset: str, rows: list[dict]):
                 if not values:
                     continue
                 x = i + (j - 0.5) * 0.38
-                mean, sd = _mean_sd(values)
+                mean, sd = mean_sd(values)
                 ax.bar(
                     x,
                     mean,
@@ -114,7 +106,7 @@ def protocol_figure(study: str, dataset: str, rows: list[dict]):
         ax.set_xticks(range(len(variants)), variants)
         ax.set_xlim(-0.7, len(variants) - 0.3)
         ax.set_xlabel("gate means (training)")
-        ax.set_title(f"{ALGORITHMS.get(algorithm, algorithm)}", fontsize=10)
+        ax.set_title(f"{ALGORITHMS[algorithm].display}", fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("test accuracy (%)")
     fig.suptitle(f"{study}: {dataset} — both evaluation protocols, the reference code's gate means one at a time")

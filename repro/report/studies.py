@@ -1,7 +1,8 @@
 """Figures of the sweeps (``repro sweep``), built from the results directory alone: each study's manifest
 (``<results>/studies/<study>-<budget>.json``, written by the launchers: members and swept values) and the records of
 its runs (``<results>/runs/<name>/record.json``). One folder per manifest, one PNG + PDF per dataset, and
-``index.md`` with the numbers behind every figure.
+``index.md`` with the numbers behind every figure. The rows come from :mod:`repro.report.sweep_rows`, the shared
+drawing from :mod:`repro.report.plotting`.
 
 - ``lr-greedy`` (Fig. 2, Fig. A.2), ``guided-vs-vanilla`` (Fig. 4), ``random-vs-vanilla`` (Fig. A.7): histograms
   with density estimates of d_util and d_speed, one row per modality pair, one colour per algorithm, zero dashed,
@@ -15,80 +16,20 @@ its runs (``<results>/runs/<name>/record.json``). One folder per manifest, one P
 
 from __future__ import annotations
 
-import json
 import math
-import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from repro.report.figures import METRICS, _panel, _save  # noqa: E402
-from repro.report.protocol import protocol_figure, protocol_table  # noqa: E402
-from repro.rundir import (  # noqa: E402
-    atomic_write_text,  # noqa: E402
-    is_number,
-    manifest_paths,
-    why_unusable,
-)
+from ..rundir import atomic_write_text, is_number
+from .plotting import METRICS, histogram_panel, plt, save_figure
+from .protocol import protocol_figure, protocol_table
+from .sweep_rows import by_dataset, load_rows, manifests, mean_sd, pair_name
 
 HISTOGRAM_STUDIES = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla")
 
 
-def manifests(results_dir: str | Path) -> list[Path]:
-    return manifest_paths(results_dir)
-
-
-def load_rows(results_dir: str | Path, manifest: dict) -> tuple[list[dict], Counter]:
-    """One row per finished two-branch run of the manifest: its manifest entry (dataset, algorithm, modalities,
-    pair, params) plus ``d_util``, ``d_speed``, ``acc``, ``r_f`` and ``acc_reference`` (``test_reference.acc``)
-    from its record (None where not finite). Also why
-    the other members are left out: ``not started``, ``unfinished``, ``failed``, ``no finite d_util``."""
-    rows, left_out = [], Counter()
-    for run in manifest["runs"]:
-        path = Path(results_dir) / run["dir"] / "record.json"
-        try:
-            record = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            left_out["not started"] += 1
-            continue
-        test = record.get("test") or {}
-        if record.get("status") == "failed":
-            left_out["failed"] += 1
-        elif why_unusable(record) is not None:
-            left_out["unfinished"] += 1
-        elif not is_number(test.get("d_util")):
-            left_out["no finite d_util"] += 1
-        else:
-            row = {k: run[k] for k in ("dataset", "algorithm", "modalities", "pair")}
-            row.update(run["params"])
-            row.update({k: test[k] if is_number(test.get(k)) else None for k in ("d_util", "d_speed", "acc", "r_f")})
-            reference = record.get("test_reference") or {}
-            row["acc_reference"] = reference["acc"] if is_number(reference.get("acc")) else None
-            rows.append(row)
-    return rows, left_out
-
-
-def _pair_name(modalities: str) -> str:
-    return modalities.replace(",", "+")
-
-
-def _by_dataset(rows: list[dict]) -> dict[str, list[dict]]:
-    out = defaultdict(list)
-    for r in rows:
-        out[r["dataset"]].append(r)
-    return dict(sorted(out.items()))
-
-
-def _mean_sd(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
 # --- figures ----------------------------------------------------------------------------------------------------
-def histograms(study: str, dataset: str, rows: list[dict]):
+def histogram_rows(study: str, dataset: str, rows: list[dict]):
     """Figs. 2, 4, A.2, A.7: one row of (d_util, d_speed) histograms per modality pair (distinct first)."""
     pairs = sorted({(r["pair"] != "distinct", r["modalities"]) for r in rows})
     fig, axes = plt.subplots(
@@ -105,8 +46,8 @@ def histograms(study: str, dataset: str, rows: list[dict]):
                 if r["modalities"] == modalities and is_number(r[metric]):
                     by_alg.setdefault(r["algorithm"], {metric: []})[metric].append(float(r[metric]))
             if by_alg:
-                _panel(ax, by_alg, metric, spans[metric])
-            ax.set_title(f"{dataset}, {_pair_name(modalities)}", fontsize=9)
+                histogram_panel(ax, by_alg, metric, spans[metric])
+            ax.set_title(f"{dataset}, {pair_name(modalities)}", fontsize=9)
         ax_row[0].legend(fontsize=7)
     fig.suptitle(f"{study}: d_util and d_speed (dashed: 0; dotted: E[·] per algorithm)")
     return fig
@@ -117,7 +58,7 @@ def lr_scatter(study: str, dataset: str, rows: list[dict]):
     fig, ax = plt.subplots(figsize=(5, 3.4), constrained_layout=True)
     for modalities in sorted({r["modalities"] for r in rows}):
         sel = [r for r in rows if r["modalities"] == modalities]
-        ax.scatter([r["lr"] for r in sel], [r["d_util"] for r in sel], s=16, label=_pair_name(modalities))
+        ax.scatter([r["lr"] for r in sel], [r["d_util"] for r in sel], s=16, label=pair_name(modalities))
     ax.set_xscale("log")
     ax.axhline(0.0, color="black", linestyle="--", linewidth=1)
     ax.set_xlabel("learning rate")
@@ -140,7 +81,7 @@ def _curve(ax, rows: list[dict], x: str, y, label: str, colour: str, log_x: bool
     pos = [math.log10(v) for v in xs] if log_x else xs
     for p, v in zip(pos, xs, strict=True):
         ax.scatter([p] * len(groups[v]), groups[v], s=10, color=colour, alpha=0.5)
-    means = [_mean_sd(groups[v]) for v in xs]
+    means = [mean_sd(groups[v]) for v in xs]
     ax.errorbar(pos, [m for m, _ in means], yerr=[s for _, s in means], color=colour, label=label, capsize=3)
 
 
@@ -181,7 +122,7 @@ def sensitivity(study: str, dataset: str, rows: list[dict], x: str, xlabel: str)
 
 def figure_for(study: str, dataset: str, rows: list[dict]):
     if study in HISTOGRAM_STUDIES:
-        return histograms(study, dataset, rows)
+        return histogram_rows(study, dataset, rows)
     if study == "lr-vs-dutil":
         return lr_scatter(study, dataset, rows)
     if study == "l1":
@@ -221,15 +162,15 @@ def _index(manifest: dict, rows: list[dict], left_out: Counter, figures: list[st
     for key in sorted(groups, key=lambda k: tuple((0, v, "") if is_number(v) else (1, 0, str(v)) for v in k)):
         g = groups[key]
         cells = [str(v) if not isinstance(v, float) else f"{v:g}" for v in key]
-        cells[1] = _pair_name(cells[1])
+        cells[1] = pair_name(cells[1])
         cells.append(str(len(g)))
         for m in ("d_util", "d_speed", "acc") + (("r_f",) if swept == "l1" else ()):
             values = [r[m] for r in g if is_number(r[m])]
-            mean, sd = _mean_sd(values) if values else (float("nan"), 0.0)
+            mean, sd = mean_sd(values) if values else (float("nan"), 0.0)
             cells.append(f"{mean:+.3f} ± {sd:.3f}" if m != "acc" else f"{mean:.2f} ± {sd:.2f}")
         lines.append("| " + " | ".join(cells) + " |")
     if manifest["study"] == "protocol":
-        for dataset, dataset_rows in _by_dataset(rows).items():
+        for dataset, dataset_rows in by_dataset(rows).items():
             lines += [""] + protocol_table(dataset, dataset_rows)
     lines += [""] + [f"![{f}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
@@ -238,18 +179,13 @@ def _index(manifest: dict, rows: list[dict], left_out: Counter, figures: list[st
 def write_study_figures(results_dir: str | Path, out_dir: str | Path) -> list[Path]:
     """For every manifest under ``results_dir``: ``<out>/<study>-<budget>/<dataset>.{png,pdf}`` and ``index.md``."""
     written: list[Path] = []
-    for path in manifests(results_dir):
-        manifest = json.loads(path.read_text())
+    for name, manifest in manifests(results_dir).items():
         rows, left_out = load_rows(results_dir, manifest)
-        folder = Path(out_dir) / path.stem
-        names = []
-        for dataset, dataset_rows in _by_dataset(rows).items():
-            fig = figure_for(manifest["study"], dataset, dataset_rows)
-            for fmt in ("png", "pdf"):
-                _save(fig, folder / f"{dataset}.{fmt}", fmt)
-                written.append(folder / f"{dataset}.{fmt}")
-            plt.close(fig)
-            names.append(f"{dataset}.png")
-        atomic_write_text(folder / "index.md", _index(manifest, rows, left_out, names))
+        folder = Path(out_dir) / name
+        figures = []
+        for dataset, dataset_rows in by_dataset(rows).items():
+            written += save_figure(figure_for(manifest["study"], dataset, dataset_rows), folder / dataset)
+            figures.append(f"{dataset}.png")
+        atomic_write_text(folder / "index.md", _index(manifest, rows, left_out, figures))
         written.append(folder / "index.md")
     return written

@@ -1,10 +1,10 @@
 """Table 1 of Wu et al. (ICML 2022, §5.4): test accuracy per (setting, algorithm), ours beside the paper's.
 
-Rows are the algorithms in the paper's order (vanilla, RUBi, random, guided); columns are the paper's four
-settings in its order, restricted to those with at least one finished run. Each entry is the mean ± sample
-std (ddof=1) of ``test.acc`` over seeds, with the number of seeds, the paper's value and Δ = ours − paper
-(from the unrounded mean). A last table gives the mean d_util (§3.2) and d_speed (§4.1), the paper's
-diagnostics (§5.2–5.4).
+Rows are the algorithms in the paper's order (vanilla, RUBi, random, guided: the registry's entries marked ``paper``,
+under their display names); columns are the paper's four settings in its order, restricted to those with at least
+one finished run. Each entry is the mean ± sample std (ddof=1) of ``test.acc`` over seeds, with the number of seeds,
+the paper's value and Δ = ours − paper (from the unrounded mean). A last table gives the mean d_util (§3.2) and
+d_speed (§4.1), the paper's diagnostics (§5.2–5.4).
 
 Two evaluation protocols, from the same runs (docs/fidelity.md): ``standard`` (``test.acc``: regular fusion, the
 checkpoint chosen on regular validation; ``table1.*``) and ``reference`` (``test_reference.acc``: the checkpoint chosen
@@ -29,14 +29,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from repro.paper import ALGORITHMS, PAPER_RUNS, SETTINGS, TABLE1, PaperValue
-from repro.rundir import PATH_KEY, atomic_write_text, is_number, scan_records, why_unusable
+from ..paper import PAPER_RUNS, SETTINGS, TABLE1, PaperValue
+from ..registry import ALGORITHMS
+from ..rundir import PATH_KEY, atomic_write_text, is_number, scan_records, why_unusable
 
 log = logging.getLogger(__name__)
 
 DASH = "—"  # shown for an empty entry in Markdown
 PROTOCOLS = ("standard", "reference")
 RESULT_KEY = {"standard": "test", "reference": "test_reference"}  # the record's entry each protocol reads
+#: The rows, algorithm -> display name: the registry's algorithms that are rows of the paper's Table 1, in its order.
+ROWS = {name: spec.display for name, spec in ALGORITHMS.items() if spec.paper}
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,7 @@ def _why_not_table1(record: dict) -> str | None:
     mods = record.get("modalities")
     if isinstance(mods, list) and len(mods) == 2 and mods[0] == mods[1]:
         return f"identical modalities {mods!r} (an analysis run, not a Table-1 run)"
-    if record.get("algorithm") not in ALGORITHMS:
+    if record.get("algorithm") not in ROWS:
         return f"algorithm {record.get('algorithm')!r} is not a Table-1 algorithm"
     seed = record.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -149,7 +152,7 @@ def build_table1(records: Iterable[dict], *, notes: Sequence[str] = (), protocol
     cells: dict[tuple[str, str], Cell] = {}
     missing: dict[tuple[str, str], int] = {}
     for setting in SETTINGS:
-        for algorithm in ALGORITHMS:
+        for algorithm in ROWS:
             runs = sorted((k[2], r) for k, r in kept.items() if k[:2] == (setting, algorithm))
             lacking = [r for _, r in runs if not is_number((r.get(key) or {}).get("acc"))]
             for r in lacking:
@@ -269,7 +272,7 @@ def to_markdown(table: Table1) -> str:
         lines += ([_MD_REFERENCE, ""] if reference else []) + [_MD_OURS.format(key=RESULT_KEY[table.protocol]), ""]
         ours_rows = []
         paper_rows = []
-        for alg, alg_name in ALGORITHMS.items():
+        for alg, alg_name in ROWS.items():
             ours_row, paper_row = [alg_name], [alg_name]
             for s in table.settings:
                 cell = table.cell(s, alg)
@@ -286,7 +289,7 @@ def to_markdown(table: Table1) -> str:
             rows = [
                 [
                     SETTINGS[c.setting],
-                    ALGORITHMS[c.algorithm],
+                    ROWS[c.algorithm],
                     str(c.n),
                     fmt(statistics.fmean(c.standard_accs)),
                     fmt(c.acc_mean),
@@ -314,7 +317,7 @@ def to_markdown(table: Table1) -> str:
             diag_rows = [
                 [
                     SETTINGS[c.setting],
-                    ALGORITHMS[c.algorithm],
+                    ROWS[c.algorithm],
                     str(c.n),
                     _md_diag(c.d_utils, c.n),
                     _md_diag(c.d_speeds, c.n),
@@ -377,7 +380,7 @@ def to_latex(table: Table1) -> str:
     lines.append(" ".join(f"\\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(k)))
     lines.append(" & ".join(["Algorithm"] + ["Ours", "Paper"] * k) + " \\\\")
     lines.append("\\midrule")
-    for alg, alg_name in ALGORITHMS.items():
+    for alg, alg_name in ROWS.items():
         row = [latex_escape(alg_name)]
         for s in table.settings:
             cell = table.cell(s, alg)
