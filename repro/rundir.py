@@ -4,7 +4,8 @@ A run folder holds
 
 * ``record.json`` (:data:`RECORD_NAME`): the run's record, rewritten atomically after every epoch; its shape is made by
   :func:`new_record` and written down as a JSON Schema in ``docs/record.schema.json``;
-* ``checkpoint.pt``: the full training state after the last completed epoch (for resume);
+* ``checkpoint.pt``: the full training state after the last completed epoch (for resume; written and read by
+  :mod:`repro.engine.checkpoint`, the only module here that needs torch);
 * ``best.pt`` / ``best_reference.pt``: the model with the best validation accuracy under the standard / reference
   evaluation protocol (docs/fidelity.md);
 * ``done``: an empty marker written last, when the record is final (what Make targets depend on);
@@ -24,7 +25,6 @@ import json
 import logging
 import math
 import os
-import platform
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 if TYPE_CHECKING:
-    import torch
-
     from .config import RunConfig
 
 log = logging.getLogger(__name__)
@@ -107,35 +105,10 @@ def read_json(path: Path) -> dict:
         return json.load(f)
 
 
-def save_torch(path: Path, obj: Any) -> None:
-    import torch
-
-    atomic_write(path, lambda f: torch.save(obj, f))
-
-
-def load_torch(path: Path, device: torch.device | str = "cpu") -> Any:
-    import torch
-
-    return torch.load(path, map_location=device, weights_only=False)
-
-
 # --- the record -------------------------------------------------------------------------------------------------
-def versions() -> dict[str, str]:
-    import numpy
-    import torch
-
-    from . import __version__
-
-    return {
-        "repro": __version__,
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": numpy.__version__,
-        "cuda": torch.version.cuda or "none",
-    }
-
-
-def new_record(cfg: RunConfig, *, device: str | None = None, data_provenance: dict | None = None) -> dict:
+def new_record(
+    cfg: RunConfig, *, device: str | None = None, data_provenance: dict | None = None, versions: dict | None = None
+) -> dict:
     """The record of a run that has not trained yet: its identity, then what training fills in (``epochs``, the
     kept checkpoints, ``test`` and ``test_reference``). ``device`` None: made outside a training process (a run that
     failed before it could start), so without versions or timing."""
@@ -152,7 +125,7 @@ def new_record(cfg: RunConfig, *, device: str | None = None, data_provenance: di
         return {**record, "status": "pending", "error": None, "epochs": []}
     return {
         **record,
-        "versions": versions(),
+        "versions": versions or {},
         "data_provenance": data_provenance or {},
         "device": device,
         "status": "running",

@@ -1,4 +1,4 @@
-"""K CMNIST runs packed into one network (issue 7): one packed step equals K separate steps (float64, to 1e-9),
+"""K CMNIST runs packed into one network: one packed step equals K separate steps (float64, to 1e-9),
 packed records equal separate runs' records to float32 rounding (tolerances below), what may not be packed."""
 
 import json
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from repro.config import resolve
-from repro.data import DatasetBundle
-from repro.engine import Trainer, train
-from repro.engine.packed import _Pack, train_packed
+from repro.engine import Run, train
+from repro.engine import train_runs as train_packed
+from repro.engine.packed import StackedStepper
 from repro.engine.packing import check_packable
 
 from engine_fixtures import write_tiny_cmnist
@@ -20,9 +20,8 @@ CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def _trainers(algorithm, runs, dtype=torch.float64, device="cpu"):
     out = []
     for seed, lr, alpha in runs:
-        t = Trainer(resolve("cmnist", algorithm=algorithm, seed=seed, lr=lr, alpha=alpha, window=2), "/nonexistent")
-        t.device = torch.device(device)
-        t._build_model(DatasetBundle({}, (3, 1), 10, {}))
+        t = Run(resolve("cmnist", algorithm=algorithm, seed=seed, lr=lr, alpha=alpha, window=2), "/nonexistent")
+        t.build((3, 1), 10, torch.device(device))
         t.algorithm.to(dtype)
         t.algorithm.speed.membership = t.algorithm.speed.membership.float()  # as the float32 norms it weighs
         out.append(t)
@@ -49,7 +48,9 @@ def test_a_packed_step_is_k_separate_steps(algorithm, convolutions, device):
     for epoch, n_steps in ((1, 2), (2, 6)):
         for t in separate:
             t.algorithm.begin_epoch(epoch)
-        pack = _Pack(packed, [epoch] * len(runs), convolutions)
+        for t in packed:
+            t.progress.epoch = epoch - 1
+        pack = StackedStepper(packed, convolutions)
         for i in range(n_steps):
             x0, x1, y = _batch(len(runs), 8, 10 * epoch + i, device=device)
             sep_codes = []
@@ -63,7 +64,7 @@ def test_a_packed_step_is_k_separate_steps(algorithm, convolutions, device):
             _, _, code = pack.step(x0, x1, y.T)
             assert code.tolist() == sep_codes
             codes += sep_codes
-        pack._write_back()
+        pack.write_back()
         for s, p in zip(separate, packed, strict=True):
             for (name, a), b in zip(s.algorithm.state_dict().items(), p.algorithm.state_dict().values(), strict=True):
                 tol = 1e-6 if name == "speed.accumulated" else 1e-9  # M: float32 norms, summed in another order
@@ -84,7 +85,10 @@ def test_packed_guided_steps_issue_no_host_sync_on_cuda(convolutions):
     """As a single guided step (tests/test_device_guided.py): K models' kinds of step, updates and Alg. 1's state
     stay on the device."""
     runs = [(0, 0.05, 0.0), (1, 0.1, 0.0), (2, 0.02, 10.0), (3, 0.01, 0.0)]
-    pack = _Pack(_trainers("guided", runs, torch.float32, "cuda"), [2] * len(runs), convolutions)
+    trainers = _trainers("guided", runs, torch.float32, "cuda")
+    for t in trainers:
+        t.progress.epoch = 1
+    pack = StackedStepper(trainers, convolutions)
     batches = [_batch(len(runs), 32, i, torch.float32, "cuda") for i in range(8)]
     pack.step(batches[0][0], batches[0][1], batches[0][2].T)  # first step: allocations, lazy set-up
     torch.cuda.synchronize()
@@ -94,7 +98,7 @@ def test_packed_guided_steps_issue_no_host_sync_on_cuda(convolutions):
             pack.step(x0, x1, y.T)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert pack.rebalancing.device.type == "cuda"
+    assert pack.policy.rebalancing.device.type == "cuda"
 
 
 # float32: grouped convolutions and batched matrix products round differently from K separate models, and the
@@ -238,7 +242,7 @@ def test_an_interrupted_pack_resumes_packed_or_alone(tiny_cmnist, tmp_path, monk
     ]
     straight = train_packed(cfgs, [tmp_path / f"straight{j}" for j in range(3)])
     outs = [tmp_path / f"resumed{j}" for j in range(3)]
-    original = packed_module._Pack.train_epoch
+    original = packed_module.StackedStepper.train_epoch
     calls = []
 
     def interrupted(self):
@@ -247,10 +251,10 @@ def test_an_interrupted_pack_resumes_packed_or_alone(tiny_cmnist, tmp_path, monk
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(packed_module._Pack, "train_epoch", interrupted)
+    monkeypatch.setattr(packed_module.StackedStepper, "train_epoch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train_packed(cfgs, outs)
-    monkeypatch.setattr(packed_module._Pack, "train_epoch", original)
+    monkeypatch.setattr(packed_module.StackedStepper, "train_epoch", original)
     assert json.loads((outs[0] / "record.json").read_text())["status"] == "interrupted"  # a sweep resumes it
     alone = train(cfgs[0], outs[0])  # run 0 finishes outside the pack, from the packed checkpoint
     resumed = train_packed(cfgs[1:], outs[1:])

@@ -12,11 +12,12 @@ import torch
 
 from repro.algorithms.balanced import Guided, RandomBalance
 from repro.config import resolve
-from repro.engine import Trainer, train
+from repro.engine import Environment, Run, train
+from repro.engine.checkpoint import load_torch
 from repro.metrics.utilization import branch_accuracies
 from repro.models.fusion import REBALANCE, REGULAR, DeviceFusion, fusion_for_state
 from repro.models.mmtm import MMTM, FusionConfigError, configure_gate_means, squeeze
-from repro.rundir import BEST_REFERENCE_NAME, CHECKPOINT_NAME, load_torch
+from repro.rundir import BEST_REFERENCE_NAME, CHECKPOINT_NAME
 
 from engine_fixtures import toy_two_branch
 
@@ -27,11 +28,10 @@ def _cfg(data, **kw):
     return resolve("cmnist", **base)
 
 
-def _restored(cfg, out) -> Trainer:
-    """A trainer holding the run's state after its last epoch (what the epoch's validation saw)."""
-    t = Trainer(cfg, out)
-    t._build()
-    assert t._restore() is not None
+def _restored(cfg, out) -> Run:
+    """A run holding its state after its last epoch (what the epoch's validation saw)."""
+    t = Run(cfg, out)
+    assert t.prepare(Environment.open(cfg))
     return t
 
 
@@ -45,10 +45,13 @@ def test_training_state_validation_is_a_pass_in_that_state(tiny_cmnist, tmp_path
     assert last["eval_state"] != "regular", states  # the check below must compare a re-balancing state
     t = _restored(cfg, tmp_path / "run")
     by_hand = branch_accuracies(
-        t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False, fusion=fusion_for_state(last["eval_state"])
+        t.model,
+        t.env.splits["val"].batches(t.env.eval_batch_size),
+        unimodal=False,
+        fusion=fusion_for_state(last["eval_state"]),
     )
     assert by_hand == {k: last[f"val_reference_{k}"] for k in by_hand}
-    regular = branch_accuracies(t.model, t.splits["val"].batches(t.eval_batch_size), unimodal=False)
+    regular = branch_accuracies(t.model, t.env.splits["val"].batches(t.env.eval_batch_size), unimodal=False)
     assert regular == {k: last[f"val_{k}"] for k in regular}
 
     ref = record["test_reference"]
@@ -57,7 +60,10 @@ def test_training_state_validation_is_a_pass_in_that_state(tiny_cmnist, tmp_path
     best = load_torch(tmp_path / "run" / BEST_REFERENCE_NAME)
     t.model.load_state_dict(best["model"])
     tested = branch_accuracies(
-        t.model, t.splits["test"].batches(t.eval_batch_size), unimodal=False, fusion=fusion_for_state(ref["state"])
+        t.model,
+        t.env.splits["test"].batches(t.env.eval_batch_size),
+        unimodal=False,
+        fusion=fusion_for_state(ref["state"]),
     )
     assert tested == {k: ref[k] for k in tested}
     assert record["best_reference_val_acc"] == max(e["val_reference_acc"] for e in record["epochs"])

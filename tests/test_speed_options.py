@@ -1,4 +1,4 @@
-"""--precision and --compile (issue 7): what belongs to a run's identity, and bf16 training runs end to end."""
+"""--precision and --compile : what belongs to a run's identity, and bf16 training runs end to end."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 
 from repro.config import resolve
 from repro.engine import train
-from repro.engine.packed import train_packed
+from repro.engine import train_runs as train_packed
 
 
 def test_precision_is_identity_compile_is_runtime():

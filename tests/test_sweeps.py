@@ -9,10 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from repro.algorithms.base import l1_norm
 from repro.config import resolve
-from repro.engine import small_weight_fraction
 from repro.experiments.sweeps import LR_RANGES, STUDIES, expand
+from repro.metrics.sparsity import l1_norm, small_weight_fraction
 
 
 @pytest.fixture

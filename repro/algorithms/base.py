@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import RunConfig
+from ..metrics.sparsity import l1_norm
 from ..metrics.speed import ConditionalSpeed
 from ..models.fusion import REGULAR, DeviceFusion, Fusion
 from ..models.twobranch import ModelOutput
@@ -35,11 +36,6 @@ def seed_for(seed: int, *keys: object) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def l1_norm(model: nn.Module) -> Tensor:
-    """||theta||_1 over all model parameters (§5.3; θ "stands for all model parameters", fusion included)."""
-    return torch.stack([p.abs().sum() for p in model.parameters()]).sum()
-
-
 class Algorithm(nn.Module):
     """Vanilla multi-modal learning: minimise L = CE(y, y_hat_0) + CE(y, y_hat_1) with regular steps (§2)."""
 
@@ -51,7 +47,9 @@ class Algorithm(nn.Module):
         # Def. 4.1 is tracked for every two-branch run, whatever the algorithm, so d_speed can be compared.
         self.speed = ConditionalSpeed(model.parameter_groups(), cfg.log_base) if model.mmtms() else None
         self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
-        self._excitations: _Excitations | None = None
+
+    #: The batched policy for packed runs (:class:`PackedPolicy` or a subclass), or None: not packable.
+    packed_policy: type[PackedPolicy] | None = None
 
     # --- what subclasses override -------------------------------------------------------------------------
     def next_fusion(self) -> Fusion:
@@ -92,79 +90,44 @@ class Algorithm(nn.Module):
                 loss = loss + self.cfg.l1 * l1_norm(self.model)  # §5.3: L' = L + lambda ||theta||_1
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if isinstance(fusion, DeviceFusion):
-            self._device_decided_update(fusion, optimizer)
-        else:
-            track_speed = self.speed is not None and fusion.is_regular  # M sums over regular steps (Alg. 1)
-            if track_speed:
-                gradient_sq = self.speed.gradient_sq()
-            optimizer.step()
-            if track_speed:
-                self.speed.update(gradient_sq)
+        self.update(fusion, optimizer)
         self.after_step(fusion)
         return StepResult(loss.detach(), out.prediction.detach(), fusion)
 
-    def _device_decided_update(self, fusion: DeviceFusion, optimizer: torch.optim.Optimizer) -> None:
-        """The optimizer step and the M update of a step whose kind only the device knows (no host sync).
-
-        It reproduces the host-decided step exactly: there, a re-balancing step on m_k leaves branch k's
-        excitation layers without gradient (their gates were replaced by constants), so SGD skips them, momentum
-        included; here they get zero gradients, and their values and momentum buffers are put back afterwards
-        wherever the step was re-balancing on their branch. M grows only on regular steps (Alg. 1)."""
-        regular = fusion.code < 0
-        gradient_sq = self.speed.gradient_sq()
-        if self._excitations is None:
-            self._excitations = _Excitations(self.model)
-        with torch.no_grad():
-            frozen = self._excitations.frozen(fusion.code)
-            tensors = self._excitations.tensors(optimizer)
-            saved = _flat(tensors)
+    def update(self, fusion: Fusion, optimizer: torch.optim.Optimizer) -> None:
+        """The optimizer step, and M's update after a regular step (Def. 4.1; M sums over regular steps, Alg. 1)."""
+        track_speed = self.speed is not None and fusion.is_regular
+        if track_speed:
+            gradient_sq = self.speed.gradient_sq()
         optimizer.step()
-        with torch.no_grad():
-            _assign(tensors, torch.where(frozen[: saved.numel()], saved, _flat(tensors)))
-        self.speed.update(gradient_sq, where=regular)
+        if track_speed:
+            self.speed.update(gradient_sq)
 
     def d_speed(self) -> float | None:
         return float(self.speed.d_speed()) if self.speed is not None else None
 
 
-def _flat(tensors: list[Tensor]) -> Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+class PackedPolicy:
+    """How K packed runs of one algorithm choose their kind of step together, as tensors (:mod:`repro.engine.packed`):
+    the batched twin of ``next_fusion`` and ``after_step``. This one takes regular steps only (vanilla); an algorithm
+    that re-balances gives its own (``Algorithm.packed_policy``). The warm-up (Alg. 1, A.3) is per run: runs of one
+    pack may be at different epochs after a resume."""
 
+    def __init__(self, algorithms: list[Algorithm], epochs: list[int], device: torch.device):
+        self.algorithms, self.epochs, self.device = algorithms, epochs, device
+        self.k = len(algorithms)
+        self.warming_up = [e <= a.cfg.warmup_epochs for a, e in zip(algorithms, epochs, strict=True)]
+        self.warm = torch.tensor(self.warming_up, device=device)
 
-def _assign(tensors: list[Tensor], flat: Tensor) -> None:
-    torch._foreach_copy_(
-        tensors, [v.view_as(t) for v, t in zip(flat.split([t.numel() for t in tensors]), tensors, strict=True)]
-    )
+    def step_kinds(self) -> Tensor:
+        """(K,) long: each run's kind of step, -1 regular, j re-balance m_j; regular during a run's warm-up."""
+        return torch.where(self.warm, -1, self._kinds())
 
+    def _kinds(self) -> Tensor:
+        return torch.full((self.k,), -1, device=self.device)
 
-class _Excitations:
-    """Every MMTM's excitation parameters for branch 0 (theta'_0 only) and branch 1, flattened in one order, with
-    masks saying which elements belong to which branch; their SGD momentum buffers follow in the same order."""
+    def after_step(self, regular: Tensor, accumulated: Tensor) -> None:
+        """After the K steps: ``regular`` (K,) bool, ``accumulated`` (K, 4) the runs' M (Def. 4.1)."""
 
-    def __init__(self, model: nn.Module):
-        self.params = [
-            p for k in (0, 1) for m in model.mmtms() for p in (m.excite_a if k == 0 else m.excite_b).parameters()
-        ]
-        branch = torch.cat(
-            [
-                torch.full((p.numel(),), k)
-                for k in (0, 1)
-                for m in model.mmtms()
-                for p in (m.excite_a if k == 0 else m.excite_b).parameters()
-            ]
-        )
-        branch = branch.to(self.params[0].device)
-        self.branch = torch.cat([branch, branch])  # parameters, then their momentum buffers
-
-    def tensors(self, optimizer: torch.optim.Optimizer) -> list[Tensor]:
-        """The parameters, then their momentum buffers where the optimizer has them all (not before its first
-        step, when no re-balancing step can happen yet)."""
-        buffers = [optimizer.state.get(p, {}).get("momentum_buffer") for p in self.params]
-        if any(b is None for b in buffers):
-            return list(self.params)
-        return list(self.params) + buffers
-
-    def frozen(self, code: Tensor) -> Tensor:
-        """Per element: does this step leave it untouched (re-balancing on its branch)?"""
-        return self.branch == code
+    def write_back(self) -> None:
+        """Each run's policy state into its algorithm, at the end of the epoch."""

@@ -118,7 +118,7 @@ def train_packed_cmd(
     """Train the runs seeds x lrs x alphas of DATASET packed into one network per K runs (CMNIST: vanilla,
     random, guided); each run gets the record `repro train` would write, in its own folder; resumable."""
     from ..engine import RunConflict
-    from ..engine.packed import train_packed
+    from ..engine import train_runs as train_packed
 
     seed_list = [int(v) for v in seeds.split(",")] if seeds else [overrides.pop("seed")]
     lr_list = _floats(lrs) if lrs else [overrides.pop("lr")]

@@ -51,6 +51,20 @@ class InMemorySplit:
             inputs = tuple((x.float() / 255.0).contiguous(memory_format=torch.channels_last) for x in images)
             yield inputs, self.labels.index_select(0, idx)
 
+    def stacked_batches(
+        self, generators: list[torch.Generator], batch_size: int
+    ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:
+        """Batches of K runs at once, one shuffled order per generator (as :meth:`batches` draws it): inputs per
+        modality (K, B, C, H, W) float in [0, 1], labels (B, K). For packed runs (``repro.engine.packed``)."""
+        if self.flip:
+            raise ValueError("stacked batches do not draw flips (packing covers Colored-and-gray MNIST)")
+        n, k = len(self), len(generators)
+        orders = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(self.labels.device)
+        for idx in orders.split(batch_size, dim=1):
+            b, flat = idx.shape[1], idx.reshape(-1)
+            inputs = tuple(x.index_select(0, flat).view(k, b, *x.shape[1:]).float() / 255.0 for x in self.images)
+            yield inputs, self.labels.index_select(0, flat).view(k, b).T
+
     def _draw_flips(self, order: Tensor, batch_size: int, generator: torch.Generator | None) -> Tensor | None:
         """(N, modalities) bool on the device, in batch order: batch by batch, one draw of the batch's size per
         modality (the order in which these draws were once made inside the batch loop, so runs keep their flips)."""

@@ -1,10 +1,10 @@
-"""Which runs may train together in one pack (issue 7, :mod:`repro.engine.packed`). No torch here: the sweep planner
-groups runs into packs before any process that trains imports it.
+"""Which runs may train together in one pack (:mod:`repro.engine.packed`): many small runs in one process and one
+set of kernels. No torch here: the sweep planner groups runs into packs before any process that trains imports it.
 
 Runs in one pack share every setting but ``PACK_VARYING`` (seed, lr, alpha, window): one network, one data set,
 one batch size and one number of steps per epoch. Packing covers the two-modality Colored-and-gray MNIST network with
-vanilla, random or guided training; RUBi (its own modules and loss), uni-modal runs and the L1 penalty of §5.3 train
-alone.
+the algorithms the registry marks packable (those with a batched policy); the others (RUBi: its own modules and
+loss), uni-modal runs and the L1 penalty of §5.3 train alone.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import TypeVar
 
 from ..config import RunConfig
+from ..registry import ALGORITHMS
 
 PACK_VARYING = ("seed", "lr", "alpha", "window")
-PACKABLE_ALGORITHMS = ("vanilla", "random", "guided")
+PACKABLE_ALGORITHMS = tuple(name for name, spec in ALGORITHMS.items() if spec.packable)
 
 T = TypeVar("T")
 

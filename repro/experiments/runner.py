@@ -126,19 +126,16 @@ def execute_pack(configs: list[dict], run_dirs: list[str | Path], retry_failed: 
 
 def _train(cfgs: list[RunConfig], run_dirs: list[Path]) -> list[Outcome]:
     """Train locked runs (one alone, several packed); their outcomes, failures recorded in each record."""
-    from ..engine import train  # torch is imported by the processes that train
-    from ..engine.packed import train_packed
+    from ..engine import train_runs  # torch is imported by the processes that train
 
     start = time.perf_counter()
     with contextlib.ExitStack() as files:
         logs = [files.enter_context(open(d / LOG_NAME, "a")) for d in run_dirs]
         try:
             with contextlib.redirect_stdout(_Tee(logs)), contextlib.redirect_stderr(_Tee(logs)):
-                if len(cfgs) == 1:
-                    records = [train(cfgs[0], run_dirs[0])]
-                else:
+                if len(cfgs) > 1:
                     print(f"packed with {', '.join(d.name for d in run_dirs)}")
-                    records = train_packed(cfgs, run_dirs)
+                records = train_runs(cfgs, run_dirs)
         except Exception as exc:
             error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             for log in logs:
