@@ -77,6 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--cmnist", type=Path, default=ROOT / "data" / "cmnist.h5")
+    parser.add_argument("--only", default="", help="comma-separated run names (default: all, packed included)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -101,6 +102,8 @@ def main() -> None:
             "--workers",
             "0",
         ]
+        only = set(filter(None, args.only.split(",")))
+        runs = {k: v for k, v in runs.items() if not only or k in only}
         for name, flags in runs.items():
             data = [] if "--data" in flags else ["--data", str(args.cmnist)]
             _repro("train", *flags, *data, *SMALL, "--out", str(tmp / name))
