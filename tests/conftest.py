@@ -79,3 +79,33 @@ def tiny_cmnist(tmp_path_factory) -> Path:
     from engine_fixtures import write_tiny_cmnist
 
     return write_tiny_cmnist(tmp_path_factory.mktemp("data") / "cmnist.h5")
+
+
+RECORD_SCHEMA = Path(__file__).resolve().parent.parent / "docs" / "record.schema.json"
+
+
+def produced_records(root: Path) -> list[Path]:
+    """The ``record.json`` files the package wrote under ``root``: those beside the engine's checkpoint or a sweep
+    run's log (tests also write damaged records by hand, to check that the reports and the launchers skip them)."""
+    return sorted(
+        p
+        for p in root.rglob("record.json")
+        if (p.parent / "checkpoint.pt").exists() or (p.parent / "train.log").exists()
+    )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def records_match_their_schema(tmp_path_factory):
+    """After the session: every record the tests produced matches ``docs/record.schema.json`` (the record's shape,
+    written down once); a mismatch is an error of the session, naming the file and the key."""
+    yield
+    import json
+
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json.loads(RECORD_SCHEMA.read_text()))
+    problems = []
+    for path in produced_records(tmp_path_factory.getbasetemp()):
+        for error in validator.iter_errors(json.loads(path.read_text())):
+            problems.append(f"{path}: {'/'.join(map(str, error.absolute_path)) or '(root)'}: {error.message}")
+    assert not problems, "records that do not match docs/record.schema.json:\n" + "\n".join(problems[:20])
