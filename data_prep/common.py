@@ -14,6 +14,7 @@ Errors a user can fix are :class:`PrepError` with a one-line message naming the 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import json
 import os
 from collections.abc import Iterator
@@ -50,10 +51,13 @@ def sha256_arrays(*arrays: np.ndarray) -> str:
 
 
 def created_by(stage: str) -> str:
-    """Value of the ``created_by`` root attribute: package name, version and the stage module."""
-    from repro import __version__
-
-    return f"{PACKAGE_NAME} {__version__} ({stage})"
+    """Value of the ``created_by`` root attribute: package name, version and the stage module. The version is the
+    installed distribution's (``data_prep`` does not import ``repro``)."""
+    try:
+        version = importlib.metadata.version(PACKAGE_NAME)
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = "unknown"
+    return f"{PACKAGE_NAME} {version} ({stage})"
 
 
 def is_up_to_date(path: str | os.PathLike, recipe: dict) -> bool:
