@@ -5,9 +5,12 @@ a stage requires; the command exits non-zero when one of them fails, so the cont
 prologue can ask "can I train NVGesture on a GPU here?" before spending hours.
 
 Checks: ``python``, ``torch``, ``gpu`` (CUDA and the device names), ``egl`` (the ModelNet40 renderer draws a test mesh
-through headless EGL), ``av`` (PyAV can decode H.264 and MPEG-4, as the NVGesture stage needs), ``hdf5``
-(an HDF5 file can be written and read back), and one per dataset (``cmnist``, ``modelnet40``, ``nvgesture``: the
-prepared file is present and readable).
+through headless EGL), ``av`` (PyAV can decode H.264 and MPEG-4, as the NVGesture stage needs), ``opencv`` (OpenCV
+imports: the NVGesture stage resizes frames with it), ``hdf5`` (an HDF5 file can be written and read back), and one
+per dataset (``cmnist``, ``modelnet40``, ``nvgesture``: the prepared file is present and readable).
+
+This module imports nothing heavy at the top: each check imports what it checks, so a missing or broken torch,
+PyAV or OpenCV is reported as a failed check with its fix, and the checks that do not need torch still run.
 """
 
 from __future__ import annotations
@@ -19,12 +22,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DATASETS = ("cmnist", "modelnet40", "nvgesture")
-PREP_HINT = {
-    "cmnist": "make data/cmnist.h5",
-    "modelnet40": "make data MODELNET40_RAW=/path/to/ModelNet40",
-    "nvgesture": "make data NVGESTURE_RAW=/path/to/nvGesture",
-}
+from .registry import DATASETS as _DATASET_SPECS
+
+DATASETS = tuple(_DATASET_SPECS)
 
 
 @dataclass
@@ -47,7 +47,7 @@ def check_python() -> Check:
 def check_torch() -> Check:
     try:
         import torch
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # not installed, or a shared library missing
         return Check("torch", False, f"cannot import torch: {exc}", "make install")
     return Check("torch", True, f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads")
 
@@ -94,8 +94,8 @@ def check_av() -> Check:
     """PyAV present with the decoders NVGesture's videos need (H.264 depth, MPEG-4/H.264 colour)."""
     try:
         import av
-    except ImportError:
-        return Check("av", False, "PyAV is not installed", "make install (PyAV is a pinned dependency)")
+    except (ImportError, OSError) as exc:
+        return Check("av", False, f"cannot import PyAV: {exc}", "make install (PyAV is a pinned dependency)")
     missing = []
     for codec in ("h264", "mpeg4"):
         try:
@@ -110,6 +110,15 @@ def check_av() -> Check:
             "install a PyAV wheel built with FFmpeg's h264 and mpeg4 decoders",
         )
     return Check("av", True, f"PyAV {av.__version__}, FFmpeg decoders h264 and mpeg4")
+
+
+def check_opencv() -> Check:
+    """OpenCV importable (the NVGesture stage resizes frames with ``cv2.resize``, as NVIDIA's readdata.py)."""
+    try:
+        import cv2
+    except (ImportError, OSError) as exc:
+        return Check("opencv", False, f"cannot import cv2: {exc}", "make install")
+    return Check("opencv", True, f"OpenCV {cv2.__version__}")
 
 
 def check_hdf5() -> Check:
@@ -132,24 +141,44 @@ def check_hdf5() -> Check:
 def check_dataset(name: str, data_dir: Path) -> Check:
     path = data_dir / f"{name}.h5"
     if not path.exists():
-        return Check(name, False, f"{path} not found", PREP_HINT[name])
+        return Check(name, False, f"{path} not found", _DATASET_SPECS[name].prep_hint)
     from data_prep.common import PrepError
     from data_prep.inspect import describe
 
     try:
         info = describe(path)
     except (PrepError, OSError) as exc:
-        return Check(name, False, f"{path}: unreadable ({exc})", f"delete it and run {PREP_HINT[name]}")
+        return Check(name, False, f"{path}: unreadable ({exc})", f"delete it and run {_DATASET_SPECS[name].prep_hint}")
     counts = ", ".join(f"{s} {v['count']}" for s, v in info["splits"].items())
     return Check(name, True, f"{path}: {counts}")
 
 
+#: The checks in the order they are reported, and whether each needs torch (run only when ``torch`` passed).
+CHECKS: tuple[tuple[str, Callable[[], Check], bool], ...] = (
+    ("python", check_python, False),
+    ("torch", check_torch, False),
+    ("gpu", check_gpu, True),
+    ("egl", check_egl, False),
+    ("av", check_av, False),
+    ("opencv", check_opencv, False),
+    ("hdf5", check_hdf5, False),
+)
+#: Every check's name, the datasets last.
+NAMES = tuple(name for name, _, _ in CHECKS) + DATASETS
+
+
 def run_checks(data_dir: Path) -> list[Check]:
-    checks: list[Callable[[], Check]] = [check_python, check_torch, check_gpu, check_egl, check_av, check_hdf5]
-    results = [c() for c in checks[:2]]
-    if not results[1].ok:  # the rest import torch
-        return results
-    results += [c() for c in checks[2:]]
+    """Every check of :data:`NAMES`, in that order. Those that need torch fail with the torch fix when torch does not
+    import; the others run regardless."""
+    results: list[Check] = []
+    torch_ok = True
+    for name, check, needs_torch in CHECKS:
+        if needs_torch and not torch_ok:
+            results.append(Check(name, False, "not checked: torch does not import", "make install"))
+            continue
+        results.append(check())
+        if name == "torch":
+            torch_ok = results[-1].ok
     return results + [check_dataset(d, data_dir) for d in DATASETS]
 
 

@@ -199,3 +199,28 @@ def test_bench_sets_the_loader_against_the_model(tmp_path):
         ],
     )
     assert result.exit_code == 1 and "none.h5" in result.output and "Traceback" not in result.output
+
+
+def test_bench_nvgesture_times_the_loader_and_the_i3d_step(tmp_path):
+    from test_nvgesture_loader import _write
+
+    data = _write(tmp_path / "nvgesture.h5")
+    args = ["--data", str(data), "--workers", "0", "--epochs", "1", "--frames", "8", "--side", "16"]
+    result = CliRunner().invoke(main, ["bench", "nvgesture", *args, "--steps", "1", "--batch", "2", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["clip"] == [8, 16, 16] and report["step_seconds"]["1"] > 0
+    assert report["loader_cpu_ms_per_clip"] > 0
+    assert report["loader_clips_per_s"]["0"] > 0 and report["loader_clips_per_s_float_on_cpu"]["0"] > 0
+
+
+def test_bench_modelnet40_prep_times_the_stage():
+    result = CliRunner().invoke(main, ["bench", "modelnet40-prep", "--objects", "5", "--faces", "200"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["objects"] == 5 and report["render_views_per_s"] > 0 and report["full_dataset_hours"] > 0
+
+
+def test_bench_step_options_before_a_subcommand_are_a_usage_error():
+    result = CliRunner().invoke(main, ["bench", "--rounds", "1", "nvgesture"])
+    assert result.exit_code == 2 and "--rounds" in result.output and "repro bench nvgesture --help" in result.output

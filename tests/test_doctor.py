@@ -1,9 +1,15 @@
-"""`repro doctor`: reports every check, fails (exit 1, naming the check and its fix) only on what is needed."""
+"""`repro doctor`: reports every check, fails (exit 1, naming the check and its fix) only on what is needed; a missing
+torch, PyAV or OpenCV is a failed check with its fix, not a crash."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from repro.cli import main
@@ -19,7 +25,7 @@ def test_reports_every_check_and_passes_without_needs(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     names = [c["name"] for c in report["checks"]]
-    assert names == ["python", "torch", "gpu", "egl", "av", "hdf5", "cmnist", "modelnet40", "nvgesture"]
+    assert names == ["python", "torch", "gpu", "egl", "av", "opencv", "hdf5", "cmnist", "modelnet40", "nvgesture"]
     assert report["ok"] and report["failed"] == []
 
 
@@ -49,3 +55,46 @@ def test_hdf5_round_trip():
 def test_unknown_check_is_a_usage_error():
     result = _doctor("--need", "gpu,telepathy")
     assert result.exit_code == 2 and "unknown check 'telepathy'" in result.output
+
+
+def _doctor_without(module: str, tmp_path: Path, *args: str) -> tuple[int, dict, str]:
+    """``repro doctor --json`` in a fresh interpreter where importing ``module`` raises ImportError (a package of that
+    name, first on PYTHONPATH)."""
+    hidden = tmp_path / "hidden"
+    (hidden / module).mkdir(parents=True, exist_ok=True)
+    (hidden / module / "__init__.py").write_text(f"raise ImportError('{module} hidden by the test')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(hidden), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "repro", "doctor", "--json", "--data-dir", str(tmp_path), *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return proc.returncode, json.loads(proc.stdout), proc.stderr
+
+
+def test_a_missing_torch_is_reported_with_its_fix_and_the_other_checks_still_run(tmp_path):
+    code, report, stderr = _doctor_without("torch", tmp_path)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert code == 1 and report["failed"] == ["torch"]  # torch is always needed
+    assert not checks["torch"]["ok"] and "torch hidden by the test" in checks["torch"]["detail"]
+    assert checks["torch"]["fix"] == "make install"
+    assert not checks["gpu"]["ok"] and "not checked" in checks["gpu"]["detail"]  # needs torch
+    assert checks["python"]["ok"] and checks["hdf5"]["ok"]  # need no torch: they ran
+    assert {"egl", "av", "opencv", "cmnist", "modelnet40", "nvgesture"} <= set(checks)
+    assert "needed checks failed: torch" in stderr and "make install" in stderr
+
+
+@pytest.mark.parametrize("module, check", [("av", "av"), ("cv2", "opencv")])
+def test_a_missing_video_library_is_reported_with_its_fix(tmp_path, module, check):
+    code, report, _ = _doctor_without(module, tmp_path)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert code == 0 and report["ok"]  # not needed unless asked for
+    assert not checks[check]["ok"] and f"{module} hidden by the test" in checks[check]["detail"]
+    assert "make install" in checks[check]["fix"]
+    assert checks["torch"]["ok"]
+    code, report, stderr = _doctor_without(module, tmp_path, "--need", check)
+    assert code == 1 and report["failed"] == [check] and f"needed checks failed: {check}" in stderr

@@ -1,4 +1,4 @@
-"""Loader throughput for ``repro bench --data FILE`` (issue 7, item 5): how many training samples per second the
+"""Loader throughput for ``repro bench --data FILE``: how many training samples per second the
 dataset's loader delivers to the device, as the engine reads them, to set against the model's samples per second.
 
 CMNIST and ModelNet40 are held on the device as uint8 (:class:`repro.data.memory.InMemorySplit`: gather, flip and
@@ -15,8 +15,8 @@ import torch
 
 from ..config import resolve
 from ..data import load_dataset
-
-STREAMED = ("nvgesture",)  # read by DataLoader workers; the others are held on the device
+from ..registry import DATASETS
+from . import sync
 
 
 def loader_throughput(
@@ -31,24 +31,19 @@ def loader_throughput(
     for i, (inputs, labels) in enumerate(train.batches(batch_size, generator=torch.Generator().manual_seed(0))):
         if i == 0:  # starts the workers, allocates: not timed
             shapes = [list(x.shape[1:]) for x in inputs]
-            _sync(device)
+            sync(device)
             start = time.perf_counter()
             continue
         samples += labels.shape[0]
         if i >= max_batches:
             break
-    _sync(device)
+    sync(device)
     if start is None or samples == 0:
         raise ValueError(f"{data} has fewer than two training batches of {batch_size} samples")
     seconds = time.perf_counter() - start
     return {
         "loader_samples_per_s": samples / seconds,
         "loader_batches": samples // batch_size,
-        "loader_workers": workers if dataset in STREAMED else 0,
+        "loader_workers": 0 if DATASETS[dataset].in_memory else workers,  # in memory: no DataLoader workers
         "loader_input_shapes": shapes,
     }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)

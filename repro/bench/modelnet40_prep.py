@@ -1,6 +1,6 @@
 """Measure the ModelNet40 stage (§5; MVCNN's 12 views) on synthetic meshes of a chosen size, to size a full run.
 
-``python -m repro.bench.modelnet40_prep --faces 10000 --objects 64`` writes a tree of bumpy, asymmetric
+``repro bench modelnet40-prep --faces 10000 --objects 64`` writes a tree of bumpy, asymmetric
 closed meshes (``faces`` triangles each, in the real layout) to a temporary folder, runs the real stage on it
 (OFF parsing, rendering, resumable parts, HDF5 assembly) and prints views/s (wall clock, and per CPU-second: the
 figure that does not depend on other load) and the compressed bytes per object, with the extrapolation to the
@@ -10,8 +10,6 @@ renders compress; the numbers scale with the face count you choose.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import resource
@@ -23,7 +21,7 @@ import numpy as np
 
 from data_prep.modelnet40 import prepare_modelnet40
 
-FULL_OBJECTS = 9_843 + 2_468
+FULL_OBJECTS = 9_843 + 2_468  # ModelNet40's train + test objects
 
 
 def bumpy_sphere(faces: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -66,41 +64,33 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--objects", type=int, default=64)
-    ap.add_argument("--faces", type=int, default=10_000)
-    ap.add_argument("--workers", type=int, default=1)
-    args = ap.parse_args()
+def run(objects: int, faces: int, workers: int) -> dict:
+    """Run the real stage on ``objects`` synthetic meshes of about ``faces`` triangles with ``workers`` rendering
+    processes, in a temporary folder; the figures of the module's docstring, as one dict."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "ModelNet40"
-        write_tree(root, args.objects, args.faces)
+        write_tree(root, objects, faces)
         mesh_bytes = sum(f.stat().st_size for f in root.rglob("*.off"))
         log: list[str] = []
         cpu0 = _cpu_seconds()
         t0 = time.perf_counter()
-        out = prepare_modelnet40(Path(tmp) / "m.h5", raw=root, workers=args.workers, progress=False, log=log.append)
+        out = prepare_modelnet40(Path(tmp) / "m.h5", raw=root, workers=workers, progress=False, log=log.append)
         seconds = time.perf_counter() - t0
         cpu = _cpu_seconds() - cpu0
         rate = float(re.search(r"([\d.]+) views/s", "\n".join(log)).group(1))
-        per_object = out.stat().st_size / args.objects
-    result = {
-        "objects": args.objects,
-        "faces_per_mesh": args.faces,
-        "workers": args.workers,
-        "off_bytes_per_mesh": round(mesh_bytes / args.objects),
+        per_object = out.stat().st_size / objects
+    return {
+        "objects": objects,
+        "faces_per_mesh": faces,
+        "workers": workers,
+        "off_bytes_per_mesh": round(mesh_bytes / objects),
         "render_views_per_s": rate,
         "stage_seconds": round(seconds, 1),
         "stage_cpu_seconds": round(cpu, 1),
-        "views_per_cpu_s": round(args.objects * 12 / cpu, 1),
+        "views_per_cpu_s": round(objects * 12 / cpu, 1),
         "h5_bytes_per_object": round(per_object),
         "full_dataset_hours": round(FULL_OBJECTS * 12 / rate / 3600, 2),
-        "full_dataset_cpu_hours": round(FULL_OBJECTS * 12 * cpu / (args.objects * 12) / 3600, 2),
+        "full_dataset_cpu_hours": round(FULL_OBJECTS * 12 * cpu / (objects * 12) / 3600, 2),
         "load_average_1min": os.getloadavg()[0],
         "full_dataset_h5_gb": round(FULL_OBJECTS * per_object / 1e9, 2),
     }
-    print(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""NVGesture throughput figures of docs/nvgesture.md: ``python -m repro.bench.nvgesture --data FILE``.
+"""NVGesture throughput figures of docs/nvgesture.md: ``repro bench nvgesture --data FILE``.
 
     loader_clips_per_s      training clips (64 frames, both modalities, random crop, uint8; the flips are applied
                             on the device, by ``batches``) delivered per second by the DataLoader, per worker count,
@@ -15,22 +15,24 @@ Reads the file as the engine does (repro.data.nvgesture); the model step needs n
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
-import click
 import torch
 
 from ..algorithms import ALGORITHMS
 from ..config import resolve
-from ..data.nvgesture import load_nvgesture
+from ..data.nvgesture import load
 from ..models import build_model
+from ..registry import DATASETS
+
+SPEC = DATASETS["nvgesture"]
+MODALITIES = tuple(SPEC.modalities)  # rgb, depth
 
 
 def loader_cpu_ms_per_clip(path: str, epochs: int, batch: int) -> float:
     """CPU time (this process, no workers) per uint8 training clip: what one worker spends, whatever the load."""
-    train = load_nvgesture(path, ("rgb", "depth"), workers=0)["train"]
+    train = load(path, MODALITIES, workers=0).splits["train"]
     clips, start = 0, time.process_time()
     for epoch in range(epochs):
         for _, labels, _ in train.loader(batch, torch.Generator().manual_seed(epoch)):
@@ -41,7 +43,7 @@ def loader_cpu_ms_per_clip(path: str, epochs: int, batch: int) -> float:
 def loader_clips_per_s(path: str, workers: int, epochs: int, batch: int, convert: bool) -> float:
     """Clips per second from the DataLoader (uint8, what a GPU receives), or with ``convert`` through
     ``batches`` (float inputs in [-1, 1], converted here on the CPU: on a GPU that happens on the device)."""
-    train = load_nvgesture(path, ("rgb", "depth"), workers=workers)["train"]
+    train = load(path, MODALITIES, workers=workers).splits["train"]
     clips, start = 0, time.perf_counter()
     for epoch in range(epochs):
         gen = torch.Generator().manual_seed(epoch)
@@ -54,12 +56,13 @@ def loader_clips_per_s(path: str, workers: int, epochs: int, batch: int, convert
 def step_seconds(frames: int, side: int, batch: int, steps: int) -> float:
     cfg = resolve("nvgesture", algorithm="guided")
     torch.manual_seed(0)
-    model = build_model("nvgesture", (3, 1), 25)
+    (c0, *_), (c1, *_) = SPEC.input_shapes
+    model = build_model("nvgesture", (c0, c1), SPEC.num_classes)
     alg = ALGORITHMS["guided"](model, cfg)
     alg.begin_epoch(cfg.warmup_epochs + 1)
     opt = torch.optim.SGD(alg.parameters(), lr=cfg.lr, momentum=cfg.momentum)
-    x0, x1 = torch.rand(batch, 3, frames, side, side) * 2 - 1, torch.rand(batch, 1, frames, side, side) * 2 - 1
-    y = torch.arange(batch) % 25
+    x0, x1 = (torch.rand(batch, c, frames, side, side) * 2 - 1 for c in (c0, c1))
+    y = torch.arange(batch) % SPEC.num_classes
     alg.training_step((x0, x1), y, opt)  # warm-up step, not timed
     start = time.perf_counter()
     for _ in range(steps):
@@ -67,31 +70,29 @@ def step_seconds(frames: int, side: int, batch: int, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-@click.command()
-@click.option("--data", default="", help="prepared NVGesture file for the loader figures (none: skip them)")
-@click.option("--workers", default="0,1,2", show_default=True, help="loader worker counts to measure")
-@click.option("--epochs", default=5, show_default=True, help="passes over the train split per worker count")
-@click.option("--threads", default="1", show_default=True, help="torch thread counts for the model step")
-@click.option("--frames", default=64, show_default=True)
-@click.option("--side", default=56, show_default=True, help="clip height and width for the model step")
-@click.option("--batch", default=4, show_default=True)
-@click.option("--steps", default=3, show_default=True, help="timed steps (after one untimed)")
-def main(data, workers, epochs, threads, frames, side, batch, steps):
+def run(
+    data: str | None,
+    workers: list[int],
+    epochs: int,
+    threads: list[int],
+    frames: int,
+    side: int,
+    batch: int,
+    steps: int,
+) -> dict:
+    """The figures of the module's docstring, as one dict: the loader's with ``data`` (a prepared file), the model
+    step's always (no data needed)."""
     result = {"cpu_count": os.cpu_count(), "batch": batch}
     if data:
         torch.set_num_threads(1)
         result["loader_cpu_ms_per_clip"] = round(loader_cpu_ms_per_clip(data, epochs, batch), 1)
         for convert in (False, True):
             result["loader_clips_per_s" + ("_float_on_cpu" if convert else "")] = {
-                int(w): round(loader_clips_per_s(data, int(w), epochs, batch, convert), 1) for w in workers.split(",")
+                w: round(loader_clips_per_s(data, w, epochs, batch, convert), 1) for w in workers
             }
     result["clip"] = [frames, side, side]
     result["step_seconds"] = {}
-    for t in threads.split(","):
-        torch.set_num_threads(int(t))
-        result["step_seconds"][int(t)] = round(step_seconds(frames, side, batch, steps), 3)
-    click.echo(json.dumps(result))
-
-
-if __name__ == "__main__":
-    main()
+    for t in threads:
+        torch.set_num_threads(t)
+        result["step_seconds"][t] = round(step_seconds(frames, side, batch, steps), 3)
+    return result

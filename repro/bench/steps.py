@@ -1,4 +1,4 @@
-"""``repro bench``: step-time ratios measured in one process, so the figures survive a noisy shared machine.
+"""``repro bench``'s figures: step-time ratios measured in one process, so they survive a noisy shared machine.
 
     guided_over_vanilla_step        time of a guided training step / a vanilla one (same model, same batches)
     speed_stats_fused_over_per_parameter
@@ -6,7 +6,8 @@
                                     synchronises twice per parameter, as the reference code does
     train_samples_per_s             guided training throughput
     epoch_s                         one guided training epoch over ``--epoch-samples`` samples held on the device
-                                    as uint8 (the engine's fast path: batches gathered and converted there)
+                                    as uint8 (the engine's fast path: batches gathered and converted there);
+                                    epoch_s_per_60k scales it to a 60,000-sample epoch
     packed_speedup                  K guided runs (different seeds and learning rates) trained packed in one
                                     network / the same K runs stepped one after the other (``--pack K``)
     loader_samples_per_s            with ``--data FILE``: training samples per second delivered to the device by
@@ -22,33 +23,29 @@ clips are 64 x 224 x 224 as in A.4; ``--clip T,S`` sizes them down for a CPU).
 from __future__ import annotations
 
 import contextlib
-import json
 import statistics
 import time
 
-import click
 import torch
 
 from ..algorithms import ALGORITHMS
 from ..config import resolve
 from ..models import build_model
+from ..registry import DATASETS
+from . import sync
 
-SHAPES = {
-    "cmnist": ((3, 28, 28), (1, 28, 28), 10),
-    "modelnet40": ((1, 224, 224), (1, 224, 224), 40),
-    "nvgesture": ((3, 64, 224, 224), (1, 64, 224, 224), 25),
-}
-IN_MEMORY = ("cmnist", "modelnet40")  # held on the device as uint8: the timed epoch applies to these
+#: dataset -> (m0's input shape, m1's input shape, classes), from the registry; ``--clip`` resizes NVGesture's.
+SHAPES = {name: (*spec.input_shapes, spec.num_classes) for name, spec in DATASETS.items()}
+
+
+class BenchDataError(Exception):
+    """The file given to ``--data`` cannot be read as the dataset's (the message names it)."""
 
 
 def clip_shapes(frames: int, side: int) -> tuple:
     """NVGesture's input shapes at another clip size (``--clip``)."""
-    return (3, frames, side, side), (1, frames, side, side), 25
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    (c0, *_), (c1, *_) = DATASETS["nvgesture"].input_shapes
+    return (c0, frames, side, side), (c1, frames, side, side), DATASETS["nvgesture"].num_classes
 
 
 def _make(dataset: str, algorithm: str, device: torch.device, compile: bool = False, **overrides):
@@ -79,11 +76,11 @@ def _time_steps(alg, opt, batches, device) -> tuple[float, int]:
     """Mean seconds per step over ``batches``, and how many of the steps were re-balancing steps (counted on the
     device for device-decided steps, so the count adds no host synchronisation to the timed loop)."""
     rebalancing = torch.zeros((), dtype=torch.long, device=device)
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for inputs, y in batches:
         rebalancing += alg.training_step(inputs, y, opt).fusion.code >= 0  # int or device tensor: no sync
-    _sync(device)
+    sync(device)
     return (time.perf_counter() - start) / len(batches), int(rebalancing)
 
 
@@ -124,7 +121,7 @@ def speed_stats_ratio(dataset: str, device: torch.device, rounds: int, repeats: 
 
     def fused():
         speed.update(speed.gradient_sq())
-        _sync(device)
+        sync(device)
 
     def per_parameter():
         mu = {}
@@ -175,7 +172,7 @@ def epoch_time(
     def epoch(limit: int | None = None) -> float:
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for i, (inputs, y) in enumerate(split.batches(batch_size, generator=torch.Generator().manual_seed(1))):
             if limit is not None and i >= limit:
@@ -184,7 +181,7 @@ def epoch_time(
             loss_sum += result.loss.double() * y.shape[0]
             correct += (result.prediction.argmax(1) == y).sum()
         float(loss_sum), int(correct)  # the epoch's one host synchronisation, as in the engine
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     compile_s = epoch(limit=3)  # warm-up: kernels, allocator, compilation
@@ -231,20 +228,20 @@ def packed_ratio(
         batches.append((per_run, (x0, x1, y)))
 
     def run_separate(n: int) -> float:
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for per_run, _ in batches[:n]:
             for t, (inputs, y) in zip(separate, per_run, strict=True):
                 t.algorithm.training_step(inputs, y, t.optimizer)
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     def run_packed(n: int) -> float:
-        _sync(device)
+        sync(device)
         start = time.perf_counter()
         for _, packed in batches[:n]:
             pack.step(*packed)
-        _sync(device)
+        sync(device)
         return time.perf_counter() - start
 
     run_separate(2), run_packed(2)
@@ -269,54 +266,20 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
-@click.command()
-@click.option("--dataset", type=click.Choice(sorted(SHAPES)), default="cmnist", show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--steps", type=int, default=10, show_default=True, help="training steps per timed round")
-@click.option("--rounds", type=int, default=15, show_default=True, help="alternating rounds (median reported)")
-@click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (CMNIST; 0: skip)")
-@click.option(
-    "--epoch-samples", type=int, default=60000, show_default=True, help="samples in the timed epoch (0: skip the epoch)"
-)
-@click.option(
-    "--pack-convolutions",
-    type=click.Choice(["auto", "grouped", "loop"]),
-    default="auto",
-    show_default=True,
-    help="the packed network's convolution stages (auto: grouped on CUDA, loop on CPU)",
-)
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model for the timed epoch")
-@click.option(
-    "--precision",
-    type=click.Choice(["fp32", "bf16"]),
-    default="fp32",
-    show_default=True,
-    help="autocast precision for the timed epoch",
-)
-@click.option("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-@click.option(
-    "--data",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="a prepared file of --dataset: also time its loader (loader_samples_per_s, loader_over_model)",
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=4,
-    show_default=True,
-    help="loader worker processes for --data (NVGesture; in-memory datasets have none)",
-)
-@click.option("--loader-batches", type=int, default=50, show_default=True, help="timed loader batches for --data")
-@click.option(
-    "--clip",
-    default=None,
-    metavar="T,S",
-    help="NVGesture model inputs of T frames of S x S (default 64,224: A.4), e.g. 16,56 on a CPU",
-)
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def bench(
+@contextlib.contextmanager
+def _clip_size(clip: tuple[int, int] | None):
+    """NVGesture's model inputs at ``clip`` = (frames, side) while the bench runs."""
+    saved = SHAPES["nvgesture"]
+    if clip is not None:
+        SHAPES["nvgesture"] = clip_shapes(*clip)
+    try:
+        yield
+    finally:
+        SHAPES["nvgesture"] = saved
+
+
+def run(
+    *,
     dataset: str,
     device: str,
     batch_size: int,
@@ -331,90 +294,35 @@ def bench(
     data: str | None,
     workers: int,
     loader_batches: int,
-    clip: str | None,
-    as_json: bool,
-) -> None:
-    """Time training steps (guided vs vanilla, packed vs separate), an epoch, the d_speed statistics and, with
-    --data, the loader against the model."""
-    if clip is not None and dataset != "nvgesture":
-        raise click.UsageError("--clip sizes NVGesture clips; use it with --dataset nvgesture")
-    with _clip_size(clip):
-        result = _bench(
-            dataset,
-            device,
-            batch_size,
-            steps,
-            rounds,
-            pack,
-            pack_convolutions,
-            epoch_samples,
-            compile_,
-            precision,
-            threads,
-            data,
-            workers,
-            loader_batches,
-        )
-    if as_json:
-        click.echo(json.dumps(result, indent=2))
-    else:
-        for k, v in result.items():
-            click.echo(f"{k:40s} {v:.4g}" if isinstance(v, float) else f"{k:40s} {v}")
-
-
-@contextlib.contextmanager
-def _clip_size(clip: str | None):
-    """NVGesture's model inputs at ``T,S`` while the bench runs."""
-    saved = SHAPES["nvgesture"]
-    if clip is not None:
-        frames, side = (int(v) for v in clip.split(","))
-        SHAPES["nvgesture"] = clip_shapes(frames, side)
-    try:
-        yield
-    finally:
-        SHAPES["nvgesture"] = saved
-
-
-def _bench(
-    dataset,
-    device,
-    batch_size,
-    steps,
-    rounds,
-    pack,
-    pack_convolutions,
-    epoch_samples,
-    compile_,
-    precision,
-    threads,
-    data,
-    workers,
-    loader_batches,
+    clip: tuple[int, int] | None,
 ) -> dict:
+    """Every figure of ``repro bench`` (the module's docstring; the options are the command's), as one dict. Raises
+    :class:`BenchDataError` when ``data`` cannot be read."""
     from ..engine import pick_device
     from .loader import loader_throughput
 
     if threads > 0:
         torch.set_num_threads(threads)
     dev = pick_device(device)
-    result = {
-        "dataset": dataset,
-        "device": device_name(dev),
-        "batch_size": batch_size,
-        "torch": torch.__version__,
-        "model_input_shapes": [list(s) for s in SHAPES[dataset][:2]],
-    }
-    if data is not None:  # first: a wrong file fails before minutes of model timing
-        try:
-            result.update(loader_throughput(dataset, data, dev, batch_size, workers, loader_batches))
-        except (ValueError, FileNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from exc
-    result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
-    result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
-    if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.engine.packed)
-        result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size, pack_convolutions))
-    if epoch_samples > 0 and dataset in IN_MEMORY:
-        result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))
+    with _clip_size(clip):
+        result = {
+            "dataset": dataset,
+            "device": device_name(dev),
+            "batch_size": batch_size,
+            "torch": torch.__version__,
+            "model_input_shapes": [list(s) for s in SHAPES[dataset][:2]],
+        }
+        if data is not None:  # first: a wrong file fails before minutes of model timing
+            try:
+                result.update(loader_throughput(dataset, data, dev, batch_size, workers, loader_batches))
+            except (ValueError, FileNotFoundError) as exc:
+                raise BenchDataError(str(exc)) from exc
+        result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
+        result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
+        if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.engine.packed)
+            result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size, pack_convolutions))
+        if epoch_samples > 0 and DATASETS[dataset].in_memory:  # a streamed dataset's epoch is its loader's
+            result.update(epoch_time(dataset, dev, epoch_samples, batch_size, compile_, precision))
     if data is not None:
         same = result["loader_input_shapes"] == result["model_input_shapes"]  # else the ratio compares two sizes
         result["loader_over_model"] = result["loader_samples_per_s"] / result["train_samples_per_s"] if same else None

@@ -100,9 +100,10 @@ def sweep_cmd(
     array_parallelism: int,
     wait: bool,
 ) -> None:
-    """Run study NAME (lr-greedy: Fig. 2/A.2, lr-vs-dutil: A.3, guided-vs-vanilla: Fig. 4, random-vs-vanilla: A.7,
-    l1: Fig. 3/A.4, window: A.5, tolerance: A.6, protocol: Table 1's evaluation protocols, docs/fidelity.md) on
-    every dataset whose prepared data is present.
+    """Run one of the paper's studies (NAME) on every dataset whose prepared data is present.
+
+    The studies: lr-greedy (Fig. 2/A.2), lr-vs-dutil (A.3), guided-vs-vanilla (Fig. 4), random-vs-vanilla (A.7), l1
+    (Fig. 3/A.4), window (A.5), tolerance (A.6), protocol (Table 1's evaluation protocols, docs/fidelity.md).
 
     Re-launching runs only what is not done; failed runs are rerun only with --retry-failed. Figures:
     `repro figures --results RESULTS --out DIR`."""
