@@ -53,9 +53,10 @@ install: $(INSTALLED)  ## create .venv with the pinned dependencies
 test: lint  ## lint (code, Dockerfile, compose file), then run the test suite (CPU, a few minutes)
 	$(BIN)/pytest -q
 
-lint: $(INSTALLED)  ## ruff over the code, hadolint over the Dockerfile, the Compose schema over docker-compose.yml
+lint: $(INSTALLED)  ## ruff over the code, the import contracts (layers), hadolint, the Compose schema
 	$(BIN)/ruff check repro data_prep tests scripts
 	$(BIN)/ruff format --check repro data_prep tests scripts
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 
