@@ -17,15 +17,15 @@ from ..config import RunConfig
 from ..registry import ALGORITHMS
 
 PACK_VARYING = ("seed", "lr", "alpha", "window")
-PACKABLE_ALGORITHMS = tuple(name for name, spec in ALGORITHMS.items() if spec.packable)
 
 T = TypeVar("T")
 
 
 def why_not_packable(cfg: RunConfig) -> str | None:
     """None when ``cfg`` may join a pack, otherwise the reason it trains alone."""
-    if cfg.dataset != "cmnist" or len(cfg.modality_names) != 2 or cfg.algorithm not in PACKABLE_ALGORITHMS:
-        return f"packing supports two-modality CMNIST runs of {', '.join(PACKABLE_ALGORITHMS)}"
+    packable = [name for name, spec in ALGORITHMS.items() if spec.packable]
+    if cfg.dataset != "cmnist" or len(cfg.modality_names) != 2 or cfg.algorithm not in packable:
+        return f"packing supports two-modality CMNIST runs of {', '.join(packable)}"
     if cfg.l1 > 0:
         return "packing does not apply the L1 penalty of §5.3; train runs with --l1 alone"
     if (cfg.gate_mean, cfg.gate_mean_source) != ("regular-steps", "own"):
