@@ -1,6 +1,6 @@
 """MVCNN's published 12-view image sets of ModelNet40 (Su et al., ICCV 2015), for ``--from-images``.
 
-Two sets circulate (``../shared/notes/datasets.md``):
+Two sets circulate:
 
 * ``modelnet40_images_new_12x``: ``<class>/<split>/<name>.obj.shaded_v001.png`` ... ``v012.png``, black
   background; the set the greedy paper's reference code trains on (views v001 and v007 as front and rear);

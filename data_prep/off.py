@@ -2,7 +2,7 @@
 
 Why our own reader rather than a mesh library's: the published files break the OFF grammar in ways a generic
 loader either rejects or misreads, and a prep stage over 12,311 files must say *which* file is broken and how.
-Handled here (``../shared/notes/datasets.md``):
+Handled here:
 
 * the ``OFF`` keyword fused with the counts on the first line (``OFF1046 900 0``, e.g. monitor_0284.off), or the
   keyword missing altogether;

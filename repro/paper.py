@@ -1,7 +1,7 @@
 """The numbers Wu et al. (ICML 2022) report, as data, so that reports can put ours beside theirs.
 
 Source: the paper's Table 1 (§5.4, "Improved generalization performance") and the figures quoted in the
-text of §1, §5.1, §5.2 and §5.4; transcribed in ``shared/notes/paper-facts.md`` ("Table 1" section).
+text of §1, §5.1, §5.2 and §5.4.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alg. 1 on the device (issue 7): the tensor state machine of ``Guided`` against the host-decided
+"""Alg. 1 on the device: the tensor state machine of ``Guided`` against the host-decided
 ``GuidedReference``, step by step on the CMNIST network: same kinds of step, same d_speed, same parameters and
 buffers (bit for bit on CPU); and, where a GPU is present, no host synchronisation inside a guided step."""
 

@@ -1,4 +1,4 @@
-"""`repro sweep --pack K` (issue 7): which runs share a pack, and a packed sweep against the same runs trained
+"""`repro sweep --pack K`: which runs share a pack, and a packed sweep against the same runs trained
 alone (both launchers)."""
 
 from __future__ import annotations

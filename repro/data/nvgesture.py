@@ -15,11 +15,9 @@ process, pinned memory when the device is CUDA, four batches prefetched per work
 depend on the worker count.
 
 Where each step happens (the workers' CPU time is what limits a GPU's supply). The frame window and the crop are
-taken in the worker: the crop's copy costs what it saves in collating a quarter fewer bytes (CPU time per clip
-through the loader, both modalities, 2-core x86_64, page cache: 11.5-14.5 ms cropped, 13.1 ms whole frames), and a
-quarter fewer bytes are pinned and sent. The flip and the float conversion (4x the bytes) run on the device after
-the transfer, one cheap kernel each; a flip in the worker's copy (negative strides) took 20.3 ms a clip instead of
-13.5 ms.
+taken in the worker: the crop's copy costs about what it saves in collating a quarter fewer bytes, and a quarter fewer
+bytes are pinned and sent. The flip and the float conversion (4x the bytes) run on the device after the transfer, one
+cheap kernel each; a flip in the worker's copy (negative strides) is slower. The timings: docs/nvgesture.md.
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ from .hdf5 import DatasetBundle, check_prepared, provenance
 SPEC = DATASETS["nvgesture"]
 CLIP_FRAMES = 64  # A.4
 CROP_FRACTION = 224 / 256  # A.4: 256x256 frames cropped to 224x224
-#: Random horizontal flip in training (the issue's loader spec and datasets.md). Note: NVGesture has mirror-image
+#: Random horizontal flip in training (this package's choice; A.4 names none). Note: NVGesture has mirror-image
 #: classes (move hand left / right); a flip maps one onto the other's motion with the label unchanged.
 TRAIN_FLIP = True
 #: Evaluation batch size: 2 x 64 x 224 x 224 inputs are ~40 MB a clip in float32.

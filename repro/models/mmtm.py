@@ -9,7 +9,7 @@ For feature maps A (C_A channels) and B (C_B channels) of the two branches:
 Gate scale: the appendix (A.1) writes ``2 * sigma(E)``; both public implementations (MMTM's and the greedy
 paper's reference code) use ``sigma(E)``. We follow the code, since the paper's numbers came from it.
 
-Parameter groups (paper footnote 1, `paper-facts.md`): the shared squeeze layer ``squeeze`` belongs to both
+Parameter groups (paper footnote 1): the shared squeeze layer ``squeeze`` belongs to both
 theta'_0 and theta'_1; ``excite_a`` to theta'_0 only; ``excite_b`` to theta'_1 only.
 
 Buffers (saved in the state dict, moved by ``.to()``):

@@ -1,4 +1,4 @@
-"""K Colored-and-gray MNIST networks evaluated as one (issue 7: many small models per process).
+"""K Colored-and-gray MNIST networks evaluated as one (many small models per process, :mod:`repro.engine.packed`).
 
 Each parameter and buffer of the K models is stacked along a new leading dimension (K, ...) under the name it has in
 one :func:`repro.models.cnn.cmnist_net`, so packing and unpacking are ``torch.stack`` and indexing. The linear layers
@@ -47,11 +47,6 @@ def _stack(tensors: list[Tensor]) -> Tensor:
     return torch.stack([t.permute(0, 2, 3, 1) for t in tensors]).permute(0, 1, 4, 2, 3)
 
 
-def unstack_state(params: dict[str, Tensor], buffers: dict[str, Tensor], k: int) -> dict[str, Tensor]:
-    """Model k's state dict (copies, so saving one does not write the whole stack)."""
-    return {n: t[k].detach().clone() for n, t in {**params, **buffers}.items()}
-
-
 def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """(B, K, in) x (K, out, in) + (K, out) -> (B, K, out): K independent linear layers."""
     return torch.einsum("bki,koi->bko", x, weight) + bias
@@ -64,7 +59,7 @@ class PackedCMNISTNet:
     way). ``"grouped"``: one grouped convolution, batch norm, ReLU and pooling over K x C channels per stage: few
     kernels, for a GPU, where launches dominate. ``"loop"``: each model's stage on its own (B, C, H, W) tensor, one
     kernel per model: on a CPU, grouped oneDNN convolutions and K-times-wider activations are slower than K plain
-    stages (measured 0.67-0.97x per stage on a 2-core x86_64 at batch 128). ``"auto"``: grouped on CUDA, loop
+    stages (docs/performance.md). ``"auto"``: grouped on CUDA, loop
     elsewhere.
     """
 
