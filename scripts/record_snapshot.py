@@ -73,6 +73,10 @@ def _normalised(record_path: Path) -> dict:
     return record
 
 
+def _keep(record: Path, out: Path) -> None:
+    out.write_text(json.dumps(_normalised(record), indent=1, sort_keys=True) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
@@ -107,25 +111,14 @@ def main() -> None:
         for name, flags in runs.items():
             data = [] if "--data" in flags else ["--data", str(args.cmnist)]
             _repro("train", *flags, *data, *SMALL, "--out", str(tmp / name))
+            _keep(tmp / name / "record.json", args.out / f"{name}.json")
             print(f"{name}: trained", flush=True)
-        _repro(
-            "train-packed",
-            "--dataset",
-            "cmnist",
-            "--algorithm",
-            "guided",
-            "--seeds",
-            "0,1",
-            "--data",
-            str(args.cmnist),
-            *SMALL,
-            "--out",
-            str(tmp / "packed" / "seed{seed}"),
-        )
-        print("packed: trained", flush=True)
-        for record in sorted(tmp.rglob("record.json")):
-            name = record.parent.relative_to(tmp).as_posix().replace("/", "-")
-            (args.out / f"{name}.json").write_text(json.dumps(_normalised(record), indent=1, sort_keys=True) + "\n")
+        if not only or "packed" in only:
+            packed = ["--dataset", "cmnist", "--algorithm", "guided", "--seeds", "0,1", "--data", str(args.cmnist)]
+            _repro("train-packed", *packed, *SMALL, "--out", str(tmp / "packed" / "seed{seed}"))
+            for seed in (0, 1):
+                _keep(tmp / "packed" / f"seed{seed}" / "record.json", args.out / f"packed-seed{seed}.json")
+            print("packed: trained", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"records in {args.out}")
 
