@@ -201,24 +201,23 @@ def packed_ratio(
 ) -> dict:
     """K guided runs stepped one after the other vs the same K runs packed (``repro.engine.packed``), in alternating
     rounds; the speedup is the median of the per-round ratios sequential / packed."""
-    from ..data import DatasetBundle
-    from ..engine import Trainer
-    from ..engine.packed import _Pack
+    from ..engine import Run
+    from ..engine.packed import StackedStepper
 
     shape0, shape1, classes = SHAPES[dataset]
 
-    def trainers():
+    def runs():
         out = []
         for j in range(k):
             cfg = resolve(dataset, algorithm="guided", seed=j, lr=0.01 * (1 + j), batch_size=batch_size)
-            t = Trainer(cfg, "/nonexistent")
-            t.device = device
-            t._build_model(DatasetBundle({}, (shape0[0], shape1[0]), classes, {}))
-            t.algorithm.begin_epoch(cfg.warmup_epochs + 1)
-            out.append(t)
+            run = Run(cfg, "/nonexistent")
+            run.build((shape0[0], shape1[0]), classes, device)
+            run.progress.epoch = cfg.warmup_epochs  # the next epoch is past the warm-up: guided makes decisions
+            run.algorithm.begin_epoch(cfg.warmup_epochs + 1)
+            out.append(run)
         return out
 
-    separate, pack = trainers(), _Pack(trainers(), [resolve(dataset).warmup_epochs + 1] * k, convolutions)
+    separate, pack = runs(), StackedStepper(runs(), convolutions)
     batches = []
     for i in range(steps):
         per_run = [_batch(dataset, batch_size, device, 1000 * j + i) for j in range(k)]
