@@ -45,7 +45,9 @@ RUNS = {
     "cmnist-guided-reference": ["--dataset", "cmnist", "--algorithm", "guided", "--protocol", "reference"],
     "cmnist-unimodal-gray": ["--dataset", "cmnist", "--algorithm", "vanilla", "--modalities", "gray"],
 }
-DROPPED = ("timing", "versions", "data_provenance")
+#: Fields that name the machine or the folders rather than the computation: timings, versions, and the data file's
+#: path with the run identity hashed from it (the rest of the configuration is compared).
+DROPPED = ("timing", "versions", "data_provenance", "spec_hash")
 
 
 def _repro(*args: str) -> None:
