@@ -6,14 +6,21 @@ values they sweep, which the figures read), then hands out only the runs that ar
 unless ``retry_failed`` — so re-launching an interrupted sweep runs only the rest. Every run trains in its own
 directory ``<results>/runs/<name>-<spec hash>`` under an exclusive lock (:mod:`repro.experiments.runner`), so two
 launchers on one results directory never train the same run and never write each other's records.
+
+The local launcher's workers never outlive it (:func:`exit_with_parent`): killed by any signal, SIGKILL included, it
+takes its workers with it, and a relaunch resumes their runs from their last checkpoints.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing as mp
 import os
 import queue
+import signal
+import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -116,6 +123,75 @@ def launch_dry(plan: Plan, results: Path, retry_failed: bool = False, pack: int 
 
 
 # --- local ------------------------------------------------------------------------------------------------------
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def exit_with_parent(parent_pid: int, use_prctl: bool = True, interval: float = 1.0) -> str:
+    """End this process when its parent, ``parent_pid``, dies, however it dies (SIGKILL included, which lets the
+    parent clean up nothing). On Linux the kernel kills this process with SIGKILL the moment its parent dies
+    (``prctl(PR_SET_PDEATHSIG)``); without prctl (another system, or ``use_prctl`` False), a daemon thread checks
+    the parent's pid every ``interval`` seconds and ends the process (``os._exit``). A parent already dead when
+    this is called (before prctl took effect) ends the process at once. Returns how: ``"prctl"`` or ``"watchdog"``.
+
+    PR_SET_PDEATHSIG fires when the *thread* that started this process ends, so the parent must start its workers
+    from a thread that outlives them (the local launcher starts and waits for them in one thread). It is not
+    inherited by this process's own children (:func:`_guarded` arms them as they are forked)."""
+    if use_prctl and sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, *(ctypes.c_ulong(a) for a in (signal.SIGKILL, 0, 0, 0))) == 0
+        except (OSError, AttributeError):
+            armed = False
+        if armed:
+            if os.getppid() != parent_pid:  # died before prctl: no signal will come
+                os._exit(1)
+            return "prctl"
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:  # an orphan's parent becomes init (or a subreaper): never parent_pid
+            time.sleep(interval)
+        os._exit(1)
+
+    if os.getppid() != parent_pid:
+        os._exit(1)
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    return "watchdog"
+
+
+def _start_worker(ctx, target, args: tuple):
+    """Start ``target(*args)`` in a new process of ``ctx`` that ends with this one (:func:`exit_with_parent`).
+    Not daemonic: a worker may start processes of its own (a DataLoader's workers, NVGesture), which a daemonic
+    process may not; :func:`_run_workers` joins or terminates its workers itself."""
+    p = ctx.Process(target=_guarded, args=(os.getpid(), target, *args), daemon=False)
+    p.start()
+    return p
+
+
+def _guarded(launcher_pid: int, target, *args) -> None:
+    """A worker's first steps: end with the launcher, start its own processes as a lone training process would
+    (``repro train``: a spawned process would otherwise inherit ``spawn`` as its default), and have every process it
+    forks end with it at once. A torch DataLoader's workers only check their parent every 5 s, and one that starts
+    after its parent died takes init for its parent and waits forever; forked, they also share the run's lock."""
+    exit_with_parent(launcher_pid)
+    mp.set_start_method(None, force=True)  # this platform's default (fork on Linux up to Python 3.13)
+    # Armed in the child as it is forked, before it runs anything; PR_SET_PDEATHSIG follows the forking thread,
+    # and the engine forks (a DataLoader's iterator) from the worker's main thread.
+    os.register_at_fork(before=_note_forking_pid, after_in_child=_follow_forking_parent)
+    target(*args)
+
+
+_forking_pid = 0  # in a forked child: its parent's pid (set by the parent just before the fork)
+
+
+def _note_forking_pid() -> None:
+    global _forking_pid
+    _forking_pid = os.getpid()
+
+
+def _follow_forking_parent() -> None:
+    exit_with_parent(_forking_pid)
+
+
 def _worker(slot: int, units, events, retry_failed: bool, threads: int, device: str) -> None:
     """One worker process: its own thread count or GPU, then trains units until it draws the end marker (None)."""
     import torch
@@ -150,7 +226,8 @@ def launch_local(
 ) -> list[Outcome]:
     """Run the sweep's remaining runs on ``workers`` processes, ``pack`` runs at a time where they may train
     packed. ``threads`` 0: the CPU cores shared evenly. A worker that dies (out of memory, a signal) has its runs
-    recorded as failed and is replaced."""
+    recorded as failed and is replaced. The workers die with the launcher (:func:`exit_with_parent`), whatever kills
+    it: their runs are left resumable (``partial``) for the next launch."""
     write_manifest(results, plan)
     if threads <= 0:
         threads = max(1, (os.cpu_count() or 1) // workers)
@@ -194,10 +271,8 @@ def _run_workers(
         unit_q.put(u)
     by_index = {t.index: t for u in units for t in u}
 
-    def start(slot: int):
-        p = ctx.Process(target=_worker, args=(slot, unit_q, events, retry_failed, threads, device), daemon=True)
-        p.start()
-        return p
+    def start(slot: int):  # from this thread, which waits for the workers (PR_SET_PDEATHSIG: exit_with_parent)
+        return _start_worker(ctx, _worker, (slot, unit_q, events, retry_failed, threads, device))
 
     procs = {slot: start(slot) for slot in range(workers)}
     for _ in procs:
@@ -236,6 +311,9 @@ def _run_workers(
             p.join(timeout=1 if len(outcomes) < total else None)
             if p.is_alive():
                 p.terminate()
+                p.join(timeout=5)
+            if p.is_alive():  # not daemonic: interpreter exit would wait for it
+                p.kill()
     return outcomes
 
 
