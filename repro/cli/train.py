@@ -67,6 +67,8 @@ def train(
     out = out or Path("results/runs") / f"{cfg.dataset}-{cfg.algorithm}-s{cfg.seed}-{cfg.spec_hash()}"
     try:
         record = run_training(cfg, out, force=force)
+        if record["status"] == "failed":  # diverged: the engine recorded why
+            raise click.ClickException(f"{out}: {record['error']}")
     except (RunConflict, FileNotFoundError, PretrainedWeightsError, DataRequestError, FusionConfigError) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
@@ -143,11 +145,14 @@ def train_packed_cmd(
         dirs = [Path(out) / f"{c.dataset}-{c.algorithm}-s{c.seed}-{c.spec_hash()}" for c in cfgs]
     if len(set(dirs)) != len(dirs):
         raise click.UsageError("--out gives two runs the same folder; add the varying fields to the pattern")
-    size = pack if pack > 0 else len(cfgs)
+    size, failed = (pack if pack > 0 else len(cfgs)), 0
     for start in range(0, len(cfgs), size):
         try:
             records = train_packed(cfgs[start : start + size], dirs[start : start + size], force=force)
         except (RunConflict, FileNotFoundError, ValueError) as exc:
             raise click.ClickException(str(exc)) from exc
         for d, r in zip(dirs[start : start + size], records, strict=True):
-            click.echo(f"{d}: test acc {r['test']['acc']:.2f}%")
+            click.echo(f"{d}: test acc {r['test']['acc']:.2f}%" if r["status"] == "done" else f"{d}: {r['error']}")
+            failed += r["status"] != "done"
+    if failed:
+        raise click.ClickException(f"{failed} run(s) failed; each record.json says why")

@@ -21,6 +21,7 @@ uninterrupted run would have written (timings aside, which live under ``timing``
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -225,15 +226,20 @@ class Run:
         checkpoint and the record."""
         epoch = self.progress.epoch + 1
         kinds = tally.step_kinds
+        lr, train_loss = self.optimizer.param_groups[0]["lr"], tally.loss_sum / tally.samples
+        d_speed = self.algorithm.d_speed()
+        if not math.isfinite(train_loss) or (d_speed is not None and not math.isfinite(d_speed)):
+            self._diverged(epoch, lr, train_loss, d_speed)
+            return
         validation, has_training_state = self._validate(epoch)
         stats = {
             "epoch": epoch,
-            "lr": self.optimizer.param_groups[0]["lr"],
+            "lr": lr,
             "steps": tally.steps,
-            "train_loss": tally.loss_sum / tally.samples,
+            "train_loss": train_loss,
             "train_acc": 100.0 * tally.correct / tally.samples,
             **validation,
-            "d_speed": self.algorithm.d_speed(),
+            "d_speed": d_speed,
             "rebalance_steps": kinds[1] + kinds[2],
             "rebalance_steps_m0": kinds[1],
             "rebalance_steps_m1": kinds[2],
@@ -249,6 +255,17 @@ class Run:
         save_torch(self.out / CHECKPOINT_NAME, self._checkpoint())
         write_json(self.record_path, record)
         print(f"[{self.label}] " * bool(self.label) + _epoch_line(stats), flush=True)
+
+    def _diverged(self, epoch: int, lr: float, train_loss: float, d_speed: float | None) -> None:
+        """A non-finite training loss (or d_speed, which Alg. 1 steers by) ends the run as failed, at this epoch:
+        nothing after it would mean anything. The epoch is not recorded; the record says what diverged and what
+        to try."""
+        what = f"the training loss is {train_loss}" if not math.isfinite(train_loss) else f"d_speed is {d_speed}"
+        hint = "a smaller --lr" + (" or --precision fp32" if self.cfg.precision != "fp32" else "")
+        self.record.update(status="failed", error=f"Diverged: in epoch {epoch}, {what} (lr {lr:g}); try {hint}")
+        write_json(self.record_path, self.record)
+        print(f"[{self.label}] " * bool(self.label) + f"epoch {epoch:3d}  {self.record['error']}", flush=True)
+        self.finished = True
 
     def _validate(self, epoch: int) -> tuple[dict, bool]:
         """Validation after ``epoch`` under both protocols: ``val_*`` with regular fusion (standard) and

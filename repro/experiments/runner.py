@@ -145,7 +145,12 @@ def _train(cfgs: list[RunConfig], run_dirs: list[Path]) -> list[Outcome]:
             seconds = time.perf_counter() - start
             return [Outcome(d.name, "failed", seconds, error=error) for d in run_dirs]
     seconds = time.perf_counter() - start
-    return [Outcome(d.name, "done", seconds, summarize(r)) for d, r in zip(run_dirs, records, strict=True)]
+    return [
+        Outcome(d.name, "done", seconds, summarize(r))
+        if r["status"] == "done"
+        else Outcome(d.name, "failed", seconds, error=r["error"])  # diverged: the others of its pack went on
+        for d, r in zip(run_dirs, records, strict=True)
+    ]
 
 
 class _Tee:
