@@ -57,6 +57,7 @@ def train(
     from ..data.hdf5 import DataRequestError
     from ..engine import RunConflict
     from ..engine import train as run_training
+    from ..engine.checkpoint import CheckpointError
     from ..models.i3d import PretrainedWeightsError
     from ..models.mmtm import FusionConfigError
 
@@ -69,7 +70,14 @@ def train(
         record = run_training(cfg, out, force=force)
         if record["status"] == "failed":  # diverged: the engine recorded why
             raise click.ClickException(f"{out}: {record['error']}")
-    except (RunConflict, FileNotFoundError, PretrainedWeightsError, DataRequestError, FusionConfigError) as exc:
+    except (
+        RunConflict,
+        FileNotFoundError,
+        PretrainedWeightsError,
+        DataRequestError,
+        FusionConfigError,
+        CheckpointError,
+    ) as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(record, indent=2))
@@ -121,6 +129,7 @@ def train_packed_cmd(
     random, guided); each run gets the record `repro train` would write, in its own folder; resumable."""
     from ..engine import RunConflict
     from ..engine import train_runs as train_packed
+    from ..engine.checkpoint import CheckpointError
 
     seed_list = [int(v) for v in seeds.split(",")] if seeds else [overrides.pop("seed")]
     lr_list = _floats(lrs) if lrs else [overrides.pop("lr")]
@@ -149,7 +158,7 @@ def train_packed_cmd(
     for start in range(0, len(cfgs), size):
         try:
             records = train_packed(cfgs[start : start + size], dirs[start : start + size], force=force)
-        except (RunConflict, FileNotFoundError, ValueError) as exc:
+        except (RunConflict, FileNotFoundError, ValueError, CheckpointError) as exc:
             raise click.ClickException(str(exc)) from exc
         for d, r in zip(dirs[start : start + size], records, strict=True):
             click.echo(f"{d}: test acc {r['test']['acc']:.2f}%" if r["status"] == "done" else f"{d}: {r['error']}")
