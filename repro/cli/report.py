@@ -10,15 +10,18 @@ from pathlib import Path
 
 import click
 
-
-@click.command("table1")
-@click.option(
+#: Both commands read the run records under one folder.
+RESULTS = click.option(
     "--results",
     "results_dir",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Directory searched recursively for run records (record.json).",
 )
+
+
+@click.command("table1")
+@RESULTS
 @click.option(
     "--out",
     "out_dir",
@@ -40,13 +43,7 @@ def table1_cmd(results_dir: Path, out_dir: Path) -> None:
 
 
 @click.command("figures")
-@click.option(
-    "--results",
-    "results_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Directory searched recursively for run records (record.json).",
-)
+@RESULTS
 @click.option(
     "--out",
     "out_dir",
