@@ -135,7 +135,7 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--device", default="auto", show_default=True, help="auto | cpu | cuda | cuda:N")
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--steps", type=int, default=10, show_default=True, help="training steps per timed round")
-@click.option("--rounds", type=int, default=7, show_default=True, help="alternating rounds (median reported)")
+@click.option("--rounds", type=int, default=5, show_default=True, help="alternating rounds (median reported)")
 @click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (CMNIST; 0: skip)")
 @click.option(
     "--epoch-samples",
