@@ -203,12 +203,26 @@ def prep_modelnet40(raw, from_images, out, skip_bad, preview, workers, size, for
 @click.command("inspect")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-def inspect_cmd(path, as_json):
-    """Describe a prepared HDF5 file: splits, sample counts, array shapes/dtypes and root attributes."""
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Instead: read every chunk (each checked against its Fletcher-32 checksum) and recompute the stored "
+    "arrays_checksum; print ok, or the problem and exit 1.",
+)
+def inspect_cmd(path, as_json, verify):
+    """Describe a prepared HDF5 file: splits, sample counts, array shapes/dtypes and root attributes.
+
+    With --verify, check that it is intact instead: one line, ok, or what is damaged and the command that rebuilds
+    it (exit status 1)."""
     from data_prep.common import PrepError
-    from data_prep.inspect import describe, format_text
+    from data_prep.inspect import describe, format_text, format_verified
+    from data_prep.inspect import verify as verify_file
 
     try:
+        if verify:
+            result = verify_file(path)
+            click.echo(json.dumps(result, indent=2) if as_json else format_verified(result))
+            return
         desc = describe(path)
     except PrepError as e:
         raise click.ClickException(str(e)) from e

@@ -12,10 +12,12 @@ also ships). Model selection uses val; test is for final numbers only.
 
 Output (``data/cmnist.h5``): groups ``/train``, ``/val``, ``/test`` with ``mono`` (N,28,28,3) uint8, ``gray``
 (N,28,28,1) uint8, ``label`` (N,) int64, ``color`` (N,3) float32 (the colour used, in [0,1]) and
-``color_class`` (N,) int64 (the palette index used); root attributes ``dataset``, ``format_version``,
+``color_class`` (N,) int64 (the palette index used), in chunks of 1,000 samples, LZF-compressed, each with its
+Fletcher-32 checksum (a damaged chunk fails to read); root attributes ``dataset``, ``format_version``,
 ``recipe`` (JSON), ``recipe_hash``, ``seed``, ``source``, ``source_checksum``, ``content_checksum`` (sha256 of
 the MNIST arrays used), ``arrays_checksum`` (sha256 over the splits in order train/val/test, each's arrays in
-name order: compares builds) and ``created_by``.
+name order: compares builds, recomputed by ``repro inspect --verify``: :func:`arrays_checksum`) and
+``created_by``. Format version 2 (1: no chunk checksums); a file of another version is prepared again, saying why.
 """
 
 from __future__ import annotations
@@ -29,7 +31,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.common import PrepError, atomic_h5, canonical_json, created_by, is_up_to_date, recipe_hash
+from data_prep.common import (
+    CHUNK_CHECKSUM,
+    CHUNK_CHECKSUM_RECIPE,
+    FORMAT_VERSIONS,
+    PrepError,
+    atomic_h5,
+    canonical_json,
+    created_by,
+    is_up_to_date,
+    recipe_hash,
+    stale_reason,
+)
 from data_prep.mnist_source import DEFAULT_CACHE_DIR, MNIST_CONTENT_SHA256, load_mnist
 
 #: Jitter variance of the colour (per RGB channel, colours in [0,1]). Kim et al. use 0.02-0.05. Calibrated
@@ -38,7 +51,7 @@ from data_prep.mnist_source import DEFAULT_CACHE_DIR, MNIST_CONTENT_SHA256, load
 DEFAULT_VARIANCE = 0.035
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("data/cmnist.h5")
-FORMAT_VERSION = 1
+FORMAT_VERSION = FORMAT_VERSIONS["cmnist"]  # 2: Fletcher-32 chunk checksums (data_prep.common.FORMAT_HISTORY)
 
 #: One colour per class, RGB in [0,1]: the seven non-black corners of the RGB cube plus the three face centres
 #: next to black. Any two are >= 0.707 apart, so a nearest-colour rule recovers the class from ~99% of train
@@ -95,6 +108,7 @@ def build_recipe(*, variance: float, seed: int, split_sizes: dict | None = None,
         "mono_rule": "round(gray / 255 * color * 255), uint8",
         "rng": "numpy default_rng(SeedSequence([seed, split_index])), split_index train=0 val=1 test=2",
         "mnist_content_sha256": MNIST_CONTENT_SHA256 if verify else "unverified",
+        "chunk_checksum": CHUNK_CHECKSUM_RECIPE,
     }
 
 
@@ -137,10 +151,26 @@ def _split_rng(seed: int, split: str) -> np.random.Generator:
 
 
 def _write_split(group, arrays: dict) -> None:
-    """One split's datasets, in chunks of 1,000 samples, lzf-compressed (fast, and MNIST is mostly zeros)."""
+    """One split's datasets, in chunks of 1,000 samples, lzf-compressed (fast, and MNIST is mostly zeros), each chunk
+    with its Fletcher-32 checksum."""
     for name, a in arrays.items():
-        chunks = (min(1000, max(len(a), 1)),) + a.shape[1:] if len(a) else None
-        group.create_dataset(name, data=a, chunks=chunks, compression="lzf" if len(a) else None)
+        chunked = {"chunks": (min(1000, len(a)),) + a.shape[1:], "compression": "lzf", **CHUNK_CHECKSUM}
+        group.create_dataset(name, data=a, **(chunked if len(a) else {}))
+
+
+def _hash_split(hasher, arrays: dict) -> None:
+    """One split's share of ``arrays_checksum``: its arrays' bytes in name order (splits in :data:`SPLITS` order)."""
+    for name in sorted(arrays):
+        hasher.update(np.ascontiguousarray(arrays[name]).tobytes())
+
+
+def arrays_checksum(f) -> str:
+    """The ``arrays_checksum`` of an open file, recomputed from its arrays as the stage computes it (reading every
+    chunk, so each chunk's Fletcher-32 checksum is checked too)."""
+    hasher = hashlib.sha256()
+    for split in SPLITS:
+        _hash_split(hasher, {name: f[split][name][()] for name in f[split]})
+    return hasher.hexdigest()
 
 
 def prepare_cmnist(
@@ -167,6 +197,8 @@ def prepare_cmnist(
     if not force and is_up_to_date(out, recipe):
         log(f"{out}: up to date (recipe_hash {rhash[:12]}), nothing to do; pass --force to rebuild")
         return out
+    if not force and (stale := stale_reason(out, recipe)):
+        log(stale)
 
     t0 = time.perf_counter()
     mnist = load_mnist(mnist_dir=mnist_dir, source=source, cache_dir=cache_dir, verify=verify, log=log)
@@ -196,8 +228,7 @@ def prepare_cmnist(
                 "color_class": color_class,
             }
             _write_split(f.create_group(split), arrays)
-            for name in sorted(arrays):
-                arrays_hash.update(np.ascontiguousarray(arrays[name]).tobytes())
+            _hash_split(arrays_hash, arrays)
         f.attrs.update(
             {
                 "dataset": "cmnist",

@@ -7,12 +7,15 @@ rendered by :mod:`data_prep.render`; or (``--from-images``) one of MVCNN's publi
 
 Output (``data/modelnet40.h5``): groups ``/train`` and ``/test`` with ``views`` (N, 12, 224, 224) uint8 (one chunk
 per image, lzf, so reading two views reads only those), ``label`` (N,) int64 (index into ``classes``) and ``name``
-(N,) str (``airplane_0001``); objects ordered by class, then name. Root attributes: ``dataset``,
+(N,) str (``airplane_0001``); objects ordered by class, then name. Every chunk of ``views`` and ``label`` carries its
+Fletcher-32 checksum (a damaged chunk fails to read). Root attributes: ``dataset``,
 ``format_version``, ``recipe`` (JSON), ``recipe_hash``, ``source`` (``meshes``, ``modelnet40_images_new_12x`` or
 ``modelnet40v1``), ``classes`` (JSON list, alphabetical: label order), ``skipped`` (JSON list of
 ``{"file", "error"}``, the meshes ``--skip-bad`` left out), ``renderer`` (the OpenGL renderer used),
-``arrays_checksum`` (sha256 over each split's labels then views, train first) and ``created_by``. The validation
-split (20% of train) is drawn at load time (``repro.data.modelnet40``).
+``arrays_checksum`` (sha256 over each split's labels then views, train first; recomputed by ``repro inspect
+--verify``: :func:`arrays_checksum`) and ``created_by``. Format version 2 (1: no chunk checksums); a file of another
+version is prepared again, saying why. The validation split (20% of train) is drawn at load time
+(``repro.data.modelnet40``).
 
 Resumable: objects are rendered in chunks, each saved atomically under ``<out>.parts/`` (with the recipe it
 belongs to); a killed stage started again skips the finished chunks. The HDF5 file appears under its real name
@@ -38,12 +41,27 @@ import numpy as np
 from tqdm import tqdm
 
 from data_prep import mvcnn_images, render
-from data_prep.common import PrepError, atomic_h5, canonical_json, created_by, is_up_to_date, recipe_hash
+from data_prep.common import (
+    CHUNK_CHECKSUM,
+    CHUNK_CHECKSUM_RECIPE,
+    FORMAT_VERSIONS,
+    PrepError,
+    atomic_h5,
+    canonical_json,
+    created_by,
+    hash_dataset,
+    is_up_to_date,
+    recipe_hash,
+    stale_reason,
+)
 from data_prep.off import MeshError, read_off
 
 SPLITS = ("train", "test")
 DEFAULT_OUT = Path("data/modelnet40.h5")
-FORMAT_VERSION = 1
+FORMAT_VERSION = FORMAT_VERSIONS["modelnet40"]  # 2: Fletcher-32 chunk checksums (data_prep.common.FORMAT_HISTORY)
+#: The parts' own format (rendered views in .npz files, keyed by the recipe): the HDF5 file's format version and its
+#: chunk checksums do not concern them, so parts rendered before the version changed are kept.
+PARTS_FORMAT = 1
 CHUNK = 32  # objects per resumable part
 #: The 40 classes of the published dataset, alphabetical (= label order).
 CLASSES = (
@@ -169,7 +187,18 @@ def build_recipe(source: str, classes: list[str], items: list[Item], listing: st
         "order": "split, class (alphabetical), name",
         "skip_bad": bool(skip_bad),
         **({"resize": mvcnn_images.RESIZE} if source != "meshes" else {}),  # images of another size than --size
+        "chunk_checksum": CHUNK_CHECKSUM_RECIPE,
     }
+
+
+def arrays_checksum(f) -> str:
+    """The ``arrays_checksum`` of an open file, recomputed from its arrays as :func:`_assemble` computes it (each
+    split's labels, then its views; reading every chunk, so each chunk's Fletcher-32 checksum is checked too)."""
+    hasher = hashlib.sha256()
+    for split in SPLITS:
+        hash_dataset(hasher, f[split]["label"])
+        hash_dataset(hasher, f[split]["views"])
+    return hasher.hexdigest()
 
 
 # --- the per-chunk work (runs in worker processes when --workers > 1) ----------------------------------------
@@ -219,9 +248,11 @@ def _render_part(job: tuple[list[Item], str, bool]) -> tuple[str, int, list]:
 
 # --- the stage ---------------------------------------------------------------------------------------------
 def _parts_dir(out: Path, recipe: dict) -> Path:
-    """``<out>.parts/`` holding parts of this recipe (``skip_bad`` aside); parts of another recipe are wiped."""
+    """``<out>.parts/`` holding parts of this recipe (``skip_bad``, the file's format version and its chunk checksums
+    aside: :data:`PARTS_FORMAT`); parts of another recipe are wiped."""
     parts = out.with_name(out.name + ".parts")
-    key = recipe_hash({k: v for k, v in recipe.items() if k != "skip_bad"})
+    rendering = {k: v for k, v in recipe.items() if k not in ("skip_bad", "chunk_checksum")}
+    key = recipe_hash({**rendering, "format_version": PARTS_FORMAT})
     stamp = parts / "recipe_hash"
     if parts.exists() and (not stamp.exists() or stamp.read_text().strip() != key):
         shutil.rmtree(parts)
@@ -309,15 +340,14 @@ def _assemble(
             n = counts[split]
             chosen = [i for _, c in kept[split] for i in c]
             label = np.asarray([i.label for i in chosen], np.int64)
-            g.create_dataset("label", data=label)
+            g.create_dataset("label", data=label, **({"chunks": True, **CHUNK_CHECKSUM} if n else {}))
             g.create_dataset("name", data=np.asarray([i.name for i in chosen], dtype=object), dtype=h5py.string_dtype())
             checksum.update(label.tobytes())
             views = g.create_dataset(
                 "views",
                 (n, render.NUM_VIEWS, size, size),
                 np.uint8,
-                chunks=(1, 1, size, size) if n else None,
-                compression="lzf" if n else None,
+                **({"chunks": (1, 1, size, size), "compression": "lzf", **CHUNK_CHECKSUM} if n else {}),
             )
             row = 0
             for path, c in kept[split]:
@@ -378,6 +408,8 @@ def prepare_modelnet40(
     if not force and is_up_to_date(out, recipe):
         log(f"{out}: up to date (recipe_hash {rhash[:12]}), nothing to do; pass --force to rebuild")
         return out
+    if not force and (stale := stale_reason(out, recipe)):
+        log(stale)
 
     if classes != list(CLASSES):
         log(f"note: {root} has {len(classes)} classes, not the 40 of ModelNet40; labels follow its folders")

@@ -18,21 +18,23 @@ Output (``data/nvgesture.h5``): groups ``/train``, ``/val``, ``/test`` with ``rg
 (0-based); ``window`` (N,2) int32, the listed color window; ``list_line`` (N,) int32, the line in its list;
 ``path`` (N,) the sample's folder; ``frames_read`` (N,) int32, the window's frames found in the videos (fewer
 than 80 only where a video ends inside its window; the clip is then cut there and padded as a short one);
-``sample_sha256`` (N,) of each sample's rgb+depth bytes. Root attributes as
-every stage (``recipe``, ``recipe_hash``, ``arrays_checksum``, ``source``, ``created_by``), and ``decoder`` and
-``resizer`` (the PyAV and OpenCV versions). A file of another ``format_version`` (1: libswscale's resize) is
+``sample_sha256`` (N,) of each sample's rgb+depth bytes. Every chunk of the numeric arrays carries its Fletcher-32
+checksum (a damaged chunk fails to read). Root attributes as every stage (``recipe``, ``recipe_hash``,
+``arrays_checksum``: sha256 over each split's ``sample_sha256`` then ``label``, recomputed from the clips by ``repro
+inspect --verify``, :func:`arrays_checksum`; ``source``, ``created_by``), and ``decoder`` and ``resizer`` (the PyAV
+and OpenCV versions). A file of another ``format_version`` (1: libswscale's resize; 2: no chunk checksums) is
 prepared again by the next run, which says so.
 
-Resumable: the file is written as ``<out>.partial`` with all its space allocated up front (uncompressed, so a
-write changes no HDF5 metadata) and a per-sample ``done`` flag set after the sample's data is flushed. A killed
-run started again with the same command continues from the first sample not done; only a complete file is
-renamed to ``<out>``.
+Resumable: the file is written as ``<out>.partial`` with all its space allocated up front (uncompressed chunks of a
+fixed size, checksums included, so a write changes no HDF5 metadata; with the checksum filter HDF5 writes every
+chunk at allocation, zeros: about a second a GB) and a per-sample ``done`` flag set after the sample's data is
+flushed. A killed run started again with the same command continues from the first sample not done; only a complete
+file is renamed to ``<out>``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import sys
 import time
@@ -46,7 +48,17 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from data_prep.common import PrepError, canonical_json, created_by, is_up_to_date, recipe_hash
+from data_prep.common import (
+    CHUNK_CHECKSUM,
+    CHUNK_CHECKSUM_RECIPE,
+    FORMAT_VERSIONS,
+    PrepError,
+    canonical_json,
+    created_by,
+    is_up_to_date,
+    recipe_hash,
+    stale_reason,
+)
 from data_prep.video import RESIZE, read_window
 
 LIST_FILES = {"train": "nvgesture_train_correct_cvpr2016_v2.lst", "test": "nvgesture_test_correct_cvpr2016_v2.lst"}
@@ -57,9 +69,10 @@ FRAME_SIZE = 256  # frames resized to FRAME_SIZE x FRAME_SIZE (A.4)
 VAL_FRACTION = 0.2  # of the training list, per class (§5.1)
 DEFAULT_SEED = 0
 DEFAULT_OUT = Path("data/nvgesture.h5")
-#: 2: frames resized by OpenCV (INTER_LINEAR, as NVIDIA's reader), depth = the reader's channel (blue); 1: libswscale
-#: bilinear resize (up to 17 grey levels from the reader's frames). A file of another version is prepared again.
-FORMAT_VERSION = 2
+#: 3: Fletcher-32 chunk checksums; 2: frames resized by OpenCV (INTER_LINEAR, as NVIDIA's reader), depth = the
+#: reader's channel (blue); 1: libswscale bilinear resize (up to 17 grey levels from the reader's frames). A file of
+#: another version is prepared again (data_prep.common.FORMAT_HISTORY).
+FORMAT_VERSION = FORMAT_VERSIONS["nvgesture"]
 MODALITIES = {"rgb": ("sk_color.avi", 3), "depth": ("sk_depth.avi", 1)}
 
 _WINDOW = re.compile(r"^(\w+):(\d+):(\d+)$")
@@ -153,28 +166,37 @@ def build_recipe(raw: Path, *, seed: int, size: int) -> tuple[dict, dict[str, li
         "val_fraction": VAL_FRACTION,
         "val_rule": "per class round(val_fraction * n), numpy default_rng(seed).permutation per class in label order",
         "seed": int(seed),
+        "chunk_checksum": CHUNK_CHECKSUM_RECIPE,
     }
     return recipe, {"train": train, "val": val, "test": parts["test"]}
 
 
-def _stale(out: Path, recipe: dict) -> str | None:
-    """Why an existing ``out`` is prepared again (another format version, or the recipe keys that differ); None
-    when there is no readable file there."""
-    try:
-        with h5py.File(out, "r") as f:
-            stored = json.loads(f.attrs.get("recipe", "{}"))
-    except (OSError, ValueError, TypeError):
-        return None
-    if not isinstance(stored, dict):
-        return None
-    old = stored.get("format_version")
-    if old != FORMAT_VERSION:
-        return (
-            f"{out}: format version {old} (resize: {stored.get('resize', 'unrecorded')}); this stage writes "
-            f"version {FORMAT_VERSION} (resize: {recipe['resize']}): preparing it again"
-        )
-    keys = sorted(k for k in recipe.keys() | stored.keys() if recipe.get(k) != stored.get(k))
-    return f"{out}: prepared with another recipe ({', '.join(keys)} differ): preparing it again"
+def sample_digest(clips: dict[str, np.ndarray]) -> bytes:
+    """A sample's ``sample_sha256``: sha256 (hex, ASCII) over its clips' bytes in :data:`MODALITIES` order."""
+    digest = hashlib.sha256()
+    for modality in MODALITIES:
+        digest.update(np.ascontiguousarray(clips[modality]).tobytes())
+    return digest.hexdigest().encode()
+
+
+def _arrays_checksum(f: h5py.File, digests: dict[str, np.ndarray]) -> str:
+    """sha256 over each split's sample digests then its labels, splits in :data:`SPLITS` order."""
+    hasher = hashlib.sha256()
+    for name in SPLITS:
+        hasher.update(b"".join(digests[name]))
+        hasher.update(np.ascontiguousarray(f[name]["label"][:]).tobytes())
+    return hasher.hexdigest()
+
+
+def arrays_checksum(f: h5py.File) -> str:
+    """The ``arrays_checksum`` of an open file, recomputed from its clips (each sample's digest from its rgb and depth
+    arrays, not the stored ``sample_sha256``), so it equals the stored one only when every clip and label is as the
+    stage wrote it; reads every chunk, so each chunk's Fletcher-32 checksum is checked too."""
+    digests = {
+        name: [sample_digest({m: f[name][m][i] for m in MODALITIES}) for i in range(len(f[name]["label"]))]
+        for name in SPLITS
+    }
+    return _arrays_checksum(f, digests)
 
 
 def _check_videos(raw: Path, splits: dict[str, list[Sample]]) -> None:
@@ -195,31 +217,34 @@ def _check_videos(raw: Path, splits: dict[str, list[Sample]]) -> None:
         )
 
 
+def _checked(group: h5py.Group, name: str, data=None, *, shape=None, chunks=True) -> None:
+    """A dataset whose chunks carry Fletcher-32 checksums, all of them allocated (and written) now: they are not
+    compressed, so a later write rewrites a chunk in place and never touches HDF5 metadata."""
+    layout = {"shape": shape, "dtype": np.uint8} if data is None else {"data": data}
+    if not (shape or np.shape(data))[0]:  # no sample: nothing to chunk
+        group.create_dataset(name, **layout)
+        return
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    group.create_dataset(name, chunks=chunks, dcpl=dcpl, **layout, **CHUNK_CHECKSUM)
+
+
 def _create(partial: Path, recipe: dict, splits: dict[str, list[Sample]], frames: int, size: int) -> None:
-    """Allocate the whole file (sparse on disk): raw data writes then never touch HDF5 metadata."""
+    """Allocate the whole file: raw data writes then never touch HDF5 metadata."""
     with h5py.File(partial, "w") as f:
         for name in SPLITS:
             samples, group = splits[name], f.create_group(name)
             n = len(samples)
             for modality, (_, channels) in MODALITIES.items():
-                dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
-                dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
                 shape = (n, frames, size, size, channels)
-                group.create_dataset(
-                    modality,
-                    shape=shape,
-                    dtype=np.uint8,
-                    chunks=(1,) + shape[1:] if n else None,
-                    dcpl=dcpl,
-                    fill_time="never",
-                )
-            group["label"] = np.array([s.label for s in samples], dtype=np.int64)
-            group["window"] = np.array([(s.start, s.end) for s in samples], dtype=np.int32).reshape(n, 2)
-            group["list_line"] = np.array([s.list_line for s in samples], dtype=np.int32)
+                _checked(group, modality, shape=shape, chunks=(1,) + shape[1:])
+            _checked(group, "label", np.array([s.label for s in samples], dtype=np.int64))
+            _checked(group, "window", np.array([(s.start, s.end) for s in samples], dtype=np.int32).reshape(n, 2))
+            _checked(group, "list_line", np.array([s.list_line for s in samples], dtype=np.int32))
             group["path"] = np.array([s.path for s in samples], dtype=h5py.string_dtype())
-            group["num_frames"] = np.zeros(n, dtype=np.int32)
-            group["frames_read"] = np.zeros(n, dtype=np.int32)
-            group["sample_sha256"] = np.zeros(n, dtype="S64")
+            _checked(group, "num_frames", np.zeros(n, dtype=np.int32))
+            _checked(group, "frames_read", np.zeros(n, dtype=np.int32))
+            _checked(group, "sample_sha256", np.zeros(n, dtype="S64"))
             group["done"] = np.zeros(n, dtype=bool)
         # Last: a file killed while being created has no recipe_hash, so the next run starts over.
         f.attrs.update({"recipe": canonical_json(recipe), "recipe_hash": recipe_hash(recipe)})
@@ -280,7 +305,7 @@ def prepare_nvgesture(
     if not force and is_up_to_date(out, recipe):
         log(f"{out}: up to date (recipe_hash {rhash[:12]}), nothing to do; pass --force to rebuild")
         return out
-    stale = None if force else _stale(out, recipe)
+    stale = None if force else stale_reason(out, recipe)
     if stale:
         log(stale)
     _check_videos(raw, splits)
@@ -317,33 +342,30 @@ def prepare_nvgesture(
                 if done[i]:
                     continue
                 clips, n_frames, n_read = load_sample(raw, sample, frames, size)
-                digest = hashlib.sha256()
                 for modality in MODALITIES:
                     group[modality][i] = clips[modality]
-                    digest.update(clips[modality].tobytes())
                 group["num_frames"][i] = n_frames
                 group["frames_read"][i] = n_read
-                group["sample_sha256"][i] = digest.hexdigest().encode()
+                group["sample_sha256"][i] = sample_digest(clips)
                 f.flush()  # the sample's bytes are in the file before it is marked done
                 group["done"][i] = True
                 f.flush()
                 bar.update()
         bar.close()
-        arrays_hash, lacking = hashlib.sha256(), []
+        lacking = []
         for name in SPLITS:
             short = f[name]["window"][:, 1] - f[name]["window"][:, 0] - f[name]["frames_read"][:]
             lacking += [f"{p.decode()} ({k} frames)" for p, k in zip(f[name]["path"][:], short, strict=True) if k > 0]
-            arrays_hash.update(b"".join(f[name]["sample_sha256"][:]))
-            arrays_hash.update(np.ascontiguousarray(f[name]["label"][:]).tobytes())
             if "done" in f[name]:
                 del f[name]["done"]
+        checksum = _arrays_checksum(f, {name: f[name]["sample_sha256"][:] for name in SPLITS})
         f.attrs.update(
             {
                 "dataset": "nvgesture",
                 "format_version": FORMAT_VERSION,
                 "seed": int(seed),
                 "source": str(raw.resolve()),
-                "arrays_checksum": arrays_hash.hexdigest(),
+                "arrays_checksum": checksum,
                 "decoder": f"PyAV {av.__version__}",
                 "resizer": f"OpenCV {cv2.__version__}",
                 "created_by": created_by(__name__),

@@ -7,7 +7,9 @@ prologue can ask "can I train NVGesture on a GPU here?" before spending hours.
 Checks: ``python``, ``torch``, ``gpu`` (CUDA and the device names), ``egl`` (the ModelNet40 renderer draws a test mesh
 through headless EGL), ``av`` (PyAV can decode H.264 and MPEG-4, as the NVGesture stage needs), ``opencv`` (OpenCV
 imports: the NVGesture stage resizes frames with it), ``hdf5`` (an HDF5 file can be written and read back), and one
-per dataset (``cmnist``, ``modelnet40``, ``nvgesture``: the prepared file is present and readable).
+per dataset (``cmnist``, ``modelnet40``, ``nvgesture``: the prepared file is present, readable and of the current
+format version, and the last row of each array reads, its chunks' checksums checked; ``repro inspect PATH --verify``
+reads every chunk).
 
 This module imports nothing heavy at the top: each check imports what it checks, so a missing or broken torch,
 PyAV or OpenCV is reported as a failed check with its fix, and the checks that do not need torch still run.
@@ -143,14 +145,17 @@ def check_dataset(name: str, data_dir: Path) -> Check:
     if not path.exists():
         return Check(name, False, f"{path} not found", _DATASET_SPECS[name].prep_hint)
     from data_prep.common import PrepError
-    from data_prep.inspect import describe
+    from data_prep.inspect import describe, quick_check
 
-    try:
+    try:  # cheap: attributes, counts, format version, the last row of each array (its chunks' checksums)
         info = describe(path)
-    except (PrepError, OSError) as exc:
+        version = quick_check(path)
+    except PrepError as exc:  # one line: the file, what is wrong, the command that rebuilds it
+        return Check(name, False, str(exc), f"delete it and run {_DATASET_SPECS[name].prep_hint}")
+    except OSError as exc:
         return Check(name, False, f"{path}: unreadable ({exc})", f"delete it and run {_DATASET_SPECS[name].prep_hint}")
     counts = ", ".join(f"{s} {v['count']}" for s, v in info["splits"].items())
-    return Check(name, True, f"{path}: {counts}")
+    return Check(name, True, f"{path}: {counts}, {version} (every chunk: repro inspect {path} --verify)")
 
 
 #: The checks in the order they are reported, and whether each needs torch (run only when ``torch`` passed).

@@ -93,6 +93,8 @@ def test_prepared_file_layout(tiny_cmnist_h5, tiny_mnist):
             assert g["color"].shape == (n[split], 3) and g["color"].dtype == np.float32
             assert g["color_class"].shape == (n[split],) and g["color_class"].dtype == np.int64
             assert (g["mono"][...][g["gray"][..., 0] == 0] == 0).all()
+            for name in g:  # every chunk carries its checksum
+                assert g[name].fletcher32 and g[name].compression == "lzf", name
         # splits: train = MNIST train[:80], val = MNIST train[80:], test = MNIST test, in order
         np.testing.assert_array_equal(f["train/gray"][..., 0], tiny_mnist["train_images"][:80])
         np.testing.assert_array_equal(f["val/gray"][..., 0], tiny_mnist["train_images"][80:])
@@ -101,7 +103,7 @@ def test_prepared_file_layout(tiny_cmnist_h5, tiny_mnist):
         np.testing.assert_array_equal(f["train/color_class"], f["train/label"])
 
         a = dict(f.attrs)
-        assert a["dataset"] == "cmnist" and a["format_version"] == 1 and a["seed"] == 0
+        assert a["dataset"] == "cmnist" and a["format_version"] == 2 and a["seed"] == 0
         recipe = json.loads(a["recipe"])
         assert a["recipe_hash"] == recipe_hash(recipe)
         assert recipe["variance"] == DEFAULT_VARIANCE and recipe["split_sizes"] == TINY_SPLIT_SIZES

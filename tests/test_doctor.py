@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import h5py
 import pytest
 from click.testing import CliRunner
 
@@ -43,9 +44,40 @@ def test_a_prepared_dataset_passes_with_its_counts(tiny_cmnist_h5):
 
 
 def test_an_unreadable_dataset_is_reported_not_raised(tmp_path):
-    (tmp_path / "nvgesture.h5").write_bytes(b"not an HDF5 file")
+    path = tmp_path / "nvgesture.h5"
+    path.write_bytes(b"not an HDF5 file")
     check = check_dataset("nvgesture", tmp_path)
-    assert not check.ok and "unreadable" in check.detail and "delete it" in check.fix
+    assert not check.ok and check.detail == (
+        f"{path}: damaged (not an HDF5 file); rebuild it with `repro prep nvgesture --raw DIR --out {path} --force`"
+    )
+    assert check.fix == "delete it and run make data NVGESTURE_RAW=/path/to/nvGesture"
+
+
+def test_a_damaged_or_outdated_dataset_is_reported(tiny_cmnist_h5):
+    """The doctor's cheap check reads the attributes and the last row of each array: a chunk there failing its
+    checksum, or a file of the previous format version, fails the check with the line `repro train` would print."""
+    data_dir, path = tiny_cmnist_h5.parent, tiny_cmnist_h5
+    check = check_dataset("cmnist", data_dir)
+    assert check.ok and check.detail.endswith(f"format version 2 (every chunk: repro inspect {path} --verify)")
+    with h5py.File(path, "r") as f:
+        info = f["test/gray"].id.get_chunk_info(0)  # the only chunk of a 40-sample split: the last row's
+    with open(path, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(b"\x00\xff" * 4)
+    check = check_dataset("cmnist", data_dir)
+    assert not check.ok and check.detail == (
+        f"{path}: damaged (a chunk fails its checksum in /test/gray); rebuild it with "
+        f"`repro prep cmnist --out {path} --force`"
+    )
+    assert check.fix == "delete it and run make data/cmnist.h5"
+
+    with h5py.File(path, "r+") as f:
+        f.attrs["format_version"] = 1
+    check = check_dataset("cmnist", data_dir)
+    assert not check.ok and check.detail == (
+        f"{path}: format version 1 (no chunk checksums); this package reads format version 2 (Fletcher-32 chunk "
+        f"checksums): prepare it again with `repro prep cmnist --out {path}`"
+    )
 
 
 def test_hdf5_round_trip():

@@ -1,9 +1,10 @@
 """The ModelNet40 prep stage on a miniature tree in the real layout, with the real files' quirks
 (modelnet_fixtures): OFF parsing, counts and label order, renders, bad meshes, resume after SIGKILL, no-op
-re-runs, MVCNN image sets, the preview sheet and `repro inspect`."""
+re-runs, MVCNN image sets, the preview sheet and `repro inspect`, the chunk checksums and `repro inspect --verify`."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,12 +15,21 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from data_prep.common import PrepError
-from data_prep.inspect import describe
-from data_prep.modelnet40 import KILL_AFTER_PARTS_ENV, prepare_modelnet40
+from data_prep.common import PrepError, recipe_hash
+from data_prep.inspect import describe, verify
+from data_prep.modelnet40 import (
+    KILL_AFTER_PARTS_ENV,
+    _parts_dir,
+    build_recipe,
+    list_meshes,
+    listing_hash,
+    prepare_modelnet40,
+)
 from data_prep.off import MeshError, parse_off
 from data_prep.preview import write_preview
 from repro.cli import main
+from repro.data.hdf5 import PreparedFileError
+from repro.data.modelnet40 import load as load_modelnet40
 
 from modelnet_fixtures import BAD_FILE, CLASSES, N_TEST, N_TRAIN, expected_names, write_mini_modelnet
 
@@ -256,3 +266,45 @@ def test_missing_tree_and_missing_egl_errors(tmp_path, monkeypatch):
     monkeypatch.setattr(moderngl, "create_standalone_context", no_egl)
     with pytest.raises(PrepError, match="apt-get install libegl1 libegl-mesa0 libgl1 libgl1-mesa-dri"):
         render.ViewRenderer()
+
+
+def test_chunks_carry_checksums_and_verify_recomputes_the_arrays_checksum(tmp_path, mini):
+    """Format version 2: every chunk of views and label has its Fletcher-32 checksum; `repro inspect --verify`
+    recomputes arrays_checksum as the stage does; a damaged view fails the reader and verify in one line each."""
+    _, out, _ = mini
+    with h5py.File(out) as f:
+        assert f.attrs["format_version"] == 2 and "fletcher32" in json.loads(f.attrs["recipe"])["chunk_checksum"]
+        for split in ("train", "test"):
+            assert f[split]["views"].fletcher32 and f[split]["label"].fletcher32
+    result = verify(out)
+    assert result["arrays_checksum"] == "matches" and result["unchecked_chunks"] == 0
+    assert result["chunks"] == 12 * 3 * (N_TRAIN + N_TEST) + 2  # a view each, and one chunk of labels per split
+
+    copy = tmp_path / "modelnet40.h5"
+    shutil.copy(out, copy)
+    with h5py.File(copy) as f:
+        info = f["train/views"].id.get_chunk_info_by_coord((1, 6, 0, 0))  # object 1's rear view
+    with open(copy, "r+b") as fh:
+        fh.seek(info.byte_offset + info.size // 2)
+        fh.write(b"\x13\x37" * 4)
+    rebuild = f"rebuild it with `repro prep modelnet40 --raw DIR --out {copy} --force`"
+    with pytest.raises(PreparedFileError) as raised:
+        load_modelnet40(copy, ("front", "rear"))
+    assert str(raised.value) == (
+        f"{copy}: damaged prepared ModelNet40 (a chunk fails its checksum in /train/views); {rebuild}"
+    )
+    load_modelnet40(copy, ("front", "view5"))  # the views that are intact still load
+    with pytest.raises(PrepError) as raised:
+        verify(copy)
+    assert str(raised.value) == f"{copy}: damaged (chunk /train/views[1, 6] fails its checksum); {rebuild}"
+
+
+def test_rendered_parts_survive_the_format_version_change(tmp_path, mini):
+    """The parts of a render interrupted under format version 1 are kept: the file's format and chunk checksums do
+    not concern them."""
+    raw, _, _ = mini
+    classes, items = list_meshes(raw)
+    recipe = build_recipe("meshes", classes, items, listing_hash(raw, items), 224, False)
+    old = {k: v for k, v in recipe.items() if k not in ("chunk_checksum", "skip_bad")} | {"format_version": 1}
+    parts = _parts_dir(tmp_path / "m.h5", recipe)
+    assert (parts / "recipe_hash").read_text().strip() == recipe_hash(old)  # the key version 1 wrote

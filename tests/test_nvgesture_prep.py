@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from data_prep.common import PrepError, canonical_json, recipe_hash
+from data_prep.inspect import verify
 from data_prep.nvgesture import build_recipe, parse_line, prepare_nvgesture, read_list, split_validation
 from repro.cli import main
 from repro.config import resolve
@@ -144,23 +145,44 @@ def test_rerun_is_a_no_op(built, raw):
     assert built.stat().st_mtime_ns == mtime and "up to date" in messages[0]
 
 
-def test_a_file_of_the_previous_format_is_prepared_again_and_says_so(tmp_path, raw):
-    """Format version 1 (libswscale's resize) is not up to date: the next run names both versions and resizes,
-    then writes version 2 with OpenCV's resize recorded in the recipe (so the recipe hash changes) and its version."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_file_of_a_previous_format_is_prepared_again_and_says_so(tmp_path, raw, version):
+    """Format versions 1 (libswscale's resize) and 2 (no chunk checksums) are not up to date: the next run names both
+    versions and what they are, then writes version 3 (OpenCV's resize and the chunk checksums recorded in the recipe,
+    so the recipe hash changes) with its chunks checksummed."""
     out = tmp_path / "old.h5"
     recipe, _ = build_recipe(raw, seed=0, size=16)
-    old = {**recipe, "format_version": 1, "resize": "libswscale bilinear to frame_size x frame_size"}
+    old = {k: v for k, v in recipe.items() if k != "chunk_checksum"} | {"format_version": version}
+    if version == 1:
+        old["resize"] = "libswscale bilinear to frame_size x frame_size"
     with h5py.File(out, "w") as f:
         f.attrs.update({"recipe": canonical_json(old), "recipe_hash": recipe_hash(old)})
     messages = []
     prepare_nvgesture(raw, out, size=16, progress=False, log=messages.append)
-    assert messages[0].startswith(f"{out}: format version 1 (resize: libswscale bilinear"), messages
-    assert "writes version 2 (resize: OpenCV cv2.resize INTER_LINEAR" in messages[0]
-    assert messages[0].endswith("preparing it again")
+    was = {1: "libswscale resize, no chunk checksums", 2: "OpenCV resize, no chunk checksums"}[version]
+    assert messages[0] == (
+        f"{out}: format version {version} ({was}); this stage writes format version 3 "
+        "(OpenCV resize, Fletcher-32 chunk checksums): preparing it again"
+    ), messages
     with h5py.File(out) as f:
-        assert f.attrs["format_version"] == 2 and f.attrs["recipe_hash"] == recipe_hash(recipe) != recipe_hash(old)
+        assert f.attrs["format_version"] == 3 and f.attrs["recipe_hash"] == recipe_hash(recipe) != recipe_hash(old)
         assert json.loads(f.attrs["recipe"])["resize"].startswith("OpenCV cv2.resize INTER_LINEAR")
         assert f.attrs["resizer"] == f"OpenCV {cv2.__version__}"
+        for name in ("rgb", "depth", "label", "num_frames", "window", "sample_sha256"):
+            assert f["train"][name].fletcher32, name
+
+
+def test_verify_recomputes_the_arrays_checksum_from_the_clips(built, tmp_path):
+    """`repro inspect --verify` reads every chunk (all of them checksummed) and recomputes arrays_checksum from the
+    clips, not from the stored sample digests: a clip rewritten through HDF5 (its chunk checksum valid) is caught."""
+    result = verify(built)
+    assert result["arrays_checksum"] == "matches" and result["unchecked_chunks"] == 0 and result["chunks"] > 0
+    copy = tmp_path / "nvgesture.h5"
+    shutil.copy(built, copy)
+    with h5py.File(copy, "r+") as f:
+        f["val/depth"][0, 0, 0, 0] = 255 - f["val/depth"][0, 0, 0, 0]
+    with pytest.raises(PrepError, match=r"damaged \(its arrays differ from those the stage wrote"):
+        verify(copy)
 
 
 def test_validation_split_of_the_real_list_is_stratified_and_deterministic():

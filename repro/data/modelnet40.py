@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..registry import DATASETS
-from .hdf5 import DatasetBundle, check_prepared, provenance
+from .hdf5 import DatasetBundle, check_prepared, open_prepared, provenance, read
 from .memory import InMemorySplit
 
 NUM_VIEWS = 12
@@ -31,7 +31,7 @@ VAL_SEED = 10  # the reference code's random_seed_for_validation
 
 
 def num_classes(path: str | Path) -> int:
-    with h5py.File(path, "r") as f:
+    with open_prepared(path, SPEC) as f:
         return len(json.loads(f.attrs["classes"]))
 
 
@@ -46,7 +46,7 @@ def _read_views(group: h5py.Group, views: list[int], rows: np.ndarray) -> dict[i
     """{view: (len(rows), 1, H, W) uint8} for the distinct views asked for."""
     out = {}
     for v in sorted(set(views)):
-        column = np.asarray(group["views"][:, v])  # reads only this view's chunks
+        column = np.asarray(read(group["views"], np.s_[:, v]))  # reads only this view's chunks
         out[v] = torch.from_numpy(np.ascontiguousarray(column[rows]))[:, None]
     return out
 
@@ -54,10 +54,12 @@ def _read_views(group: h5py.Group, views: list[int], rows: np.ndarray) -> dict[i
 def load(
     path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
 ) -> DatasetBundle:
-    """The selected views of the three splits in memory (``workers`` unused: nothing is streamed)."""
+    """The selected views of the three splits in memory (``workers`` unused: nothing is streamed). A damaged file (or
+    one of another format version) raises :class:`~repro.data.hdf5.PreparedFileError`, one line naming the file and
+    its rebuild command."""
     path = check_prepared(path, modalities, SPEC)
     views = [VIEWS[m] for m in modalities]
-    with h5py.File(path, "r") as f:
+    with open_prepared(path, SPEC) as f:
         n_train = f["train"]["label"].shape[0]
         val_rows = validation_indices(n_train)
         train_rows = np.setdiff1d(np.arange(n_train), val_rows)
@@ -68,7 +70,8 @@ def load(
             rows = rows[:limit] if limit > 0 else rows
             group = f["test" if name == "test" else "train"]
             images = _read_views(group, views, rows)
-            labels = torch.from_numpy(np.asarray(group["label"][:])[rows].astype(np.int64))
+            labels = torch.from_numpy(np.asarray(read(group["label"]))[rows].astype(np.int64))
             splits[name] = InMemorySplit(tuple(images[v] for v in views), labels, flip=name == "train")
+        classes, identity = len(json.loads(f.attrs["classes"])), provenance(f)
     channels = tuple(SPEC.modalities[m] for m in modalities)
-    return DatasetBundle(splits, channels, num_classes(path), provenance(path))
+    return DatasetBundle(splits, channels, classes, identity)

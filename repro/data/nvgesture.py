@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..registry import DATASETS
-from .hdf5 import DatasetBundle, check_prepared, provenance
+from .hdf5 import DatasetBundle, check_prepared, damaged, open_prepared, provenance, read
 
 SPEC = DATASETS["nvgesture"]
 CLIP_FRAMES = 64  # A.4
@@ -47,7 +47,9 @@ EVAL_BATCH_SIZE = 16
 class _Clips(Dataset):
     """Items are ``(index, offset, top, left, flip)`` tuples; each yields uint8 (T, H, W, C) arrays per stored
     modality (cropped, not flipped), the label and the flip. The HDF5 file is opened lazily, so each worker process
-    gets its own handle."""
+    gets its own handle. A clip that cannot be read (a chunk failing its checksum, the file replaced by a damaged one)
+    raises :class:`~repro.data.hdf5.PreparedFileError` naming the file, the clip and the rebuild command; torch
+    re-raises it in the main process, where it keeps that one line."""
 
     def __init__(self, path: Path, split: str, stored: tuple[str, ...], crop: int):
         self.path, self.split, self.stored, self.crop = path, split, stored, crop
@@ -57,19 +59,26 @@ class _Clips(Dataset):
         return {**self.__dict__, "_file": None}
 
     def __getitem__(self, item: tuple[int, int, int, int, bool]) -> tuple[tuple[Tensor, ...], int, bool]:
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
         index, t0, top, left, flip = item
-        group = self._file[self.split]
-        clips = []
-        for m in self.stored:
-            # whole frames (one contiguous read of the sample's chunk), then the crop: a cropped HDF5 selection
-            # reads row by row and costs ~4x the CPU time
-            frames = group[m][index, t0 : t0 + CLIP_FRAMES]
-            clips.append(
-                torch.from_numpy(np.ascontiguousarray(frames[:, top : top + self.crop, left : left + self.crop]))
-            )
-        return tuple(clips), int(group["label"][index]), flip
+        where = f"/{self.split} sample {index}"
+        try:
+            if self._file is None:
+                self._file = h5py.File(self.path, "r")
+            group = self._file[self.split]
+            clips = []
+            for m in self.stored:
+                where = f"/{self.split}/{m}[{index}]"
+                # whole frames (one contiguous read of the sample's chunk), then the crop: a cropped HDF5 selection
+                # reads row by row and costs ~4x the CPU time
+                frames = group[m][index, t0 : t0 + CLIP_FRAMES]
+                clips.append(
+                    torch.from_numpy(np.ascontiguousarray(frames[:, top : top + self.crop, left : left + self.crop]))
+                )
+            where = f"/{self.split}/label[{index}]"
+            label = int(group["label"][index])
+        except (OSError, KeyError) as exc:
+            raise damaged(self.path, SPEC, exc, where) from None
+        return tuple(clips), label, flip
 
 
 class StreamedClipSplit:
@@ -86,10 +95,10 @@ class StreamedClipSplit:
     ):
         self.path, self.split, self.modalities = Path(path), split, modalities
         self.workers, self.device = workers, device or torch.device("cpu")
-        with h5py.File(self.path, "r") as f:
+        with open_prepared(self.path, SPEC) as f:
             group = f[split]
             n = group["label"].shape[0] if limit <= 0 else min(limit, group["label"].shape[0])
-            self.num_frames = np.asarray(group["num_frames"][:n], dtype=np.int64)
+            self.num_frames = np.asarray(read(group["num_frames"], slice(n)), dtype=np.int64)
             self.size = group["rgb"].shape[2]
         self.crop = round(self.size * CROP_FRACTION)
         self.stored = tuple(dict.fromkeys(modalities))  # each stored modality read once, even for rgb,rgb
@@ -156,9 +165,13 @@ def _to_input(clip: Tensor, flips: Tensor | None, device: torch.device) -> Tenso
 def load(
     path: str | Path, modalities: tuple[str, ...], train_limit: int = 0, eval_limit: int = 0, workers: int = 0
 ) -> DatasetBundle:
-    """The three splits, streamed from the file by ``workers`` loader processes."""
+    """The three splits, streamed from the file by ``workers`` loader processes. A damaged file (or one of another
+    format version) raises :class:`~repro.data.hdf5.PreparedFileError`, one line naming the file and its rebuild
+    command: here for what is read now (attributes, frame counts), while training for a clip that fails to read."""
     path = check_prepared(path, modalities, SPEC)
     limits = {"train": train_limit, "val": eval_limit, "test": eval_limit}
     splits = {s: StreamedClipSplit(path, s, modalities, limits[s], workers) for s in ("train", "val", "test")}
     channels = tuple(SPEC.modalities[m] for m in modalities)
-    return DatasetBundle(splits, channels, SPEC.num_classes, provenance(path), eval_batch_size=EVAL_BATCH_SIZE)
+    with open_prepared(path, SPEC) as f:
+        identity = provenance(f)
+    return DatasetBundle(splits, channels, SPEC.num_classes, identity, eval_batch_size=EVAL_BATCH_SIZE)
