@@ -52,11 +52,6 @@ def test_table1_and_figures_import_no_torch(tmp_path):
     assert "torch" not in imported and "matplotlib" not in imported  # a text report
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="repro.experiments.launchers imports repro.engine.packing, whose package's __init__ (repro/engine/"
-    "__init__.py) imports the training loop and torch; remove this mark when repro.engine's __init__ stops doing so",
-)
 def test_a_dry_sweep_imports_no_torch(tmp_path):
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "cmnist.h5").touch()  # the planner only needs the file to exist

@@ -1,19 +1,30 @@
 """The training engine: ``train(cfg, out)`` for one run, ``train_runs(cfgs, outs)`` for K runs packed into one network;
 resumable. :mod:`.loop` is the one loop, :mod:`.run` one run's lifecycle, :mod:`.single` and :mod:`.packed` the two
-steppers, :mod:`.packing` which runs may share a pack."""
+steppers, :mod:`.packing` which runs may share a pack (torch-free: the sweep planner reads it).
 
-from .device import make_deterministic, pick_device
-from .loop import train, train_runs
-from .run import Environment, EpochTally, Progress, Run, RunConflict
+The names below are imported from their modules when first used (PEP 562), so importing :mod:`.packing` does not
+load torch through this package."""
 
-__all__ = [
-    "Environment",
-    "EpochTally",
-    "Progress",
-    "Run",
-    "RunConflict",
-    "make_deterministic",
-    "pick_device",
-    "train",
-    "train_runs",
-]
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "train": "loop",
+    "train_runs": "loop",
+    "Environment": "run",
+    "EpochTally": "run",
+    "Progress": "run",
+    "Run": "run",
+    "RunConflict": "run",
+    "make_deterministic": "device",
+    "pick_device": "device",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
