@@ -198,6 +198,23 @@ def test_a_file_of_the_previous_format_is_refused_then_prepared_again(tiny_cmnis
     assert len(load_cmnist(path, ("mono", "gray")).splits["train"]) == TINY_SPLIT_SIZES["train"]
 
 
+@pytest.mark.parametrize("missing, name", [("val/gray", "gray"), ("test", "test")])
+def test_a_missing_dataset_or_split_is_one_line(tiny_cmnist_h5, missing, name):
+    with h5py.File(tiny_cmnist_h5, "r+") as f:
+        del f[missing]
+    with pytest.raises(PreparedFileError) as raised:
+        load_cmnist(tiny_cmnist_h5, ("mono", "gray"))
+    assert str(raised.value) == (
+        f"{tiny_cmnist_h5}: damaged prepared Colored-and-gray MNIST (no {name!r} in it); rebuild it with "
+        f"`repro prep cmnist --out {tiny_cmnist_h5} --force`"
+    )
+    with pytest.raises(PrepError) as raised:  # a split: missing; a dataset: its bytes missing from the checksum
+        verify(tiny_cmnist_h5)
+    assert ("its arrays differ from those the stage wrote" if "/" in missing else f"(no {name!r} in it)") in str(
+        raised.value
+    )
+
+
 def test_bench_data_fails_in_one_line(tiny_cmnist_h5):
     _flip(tiny_cmnist_h5)
     result = CliRunner().invoke(main, ["bench", "--data", str(tiny_cmnist_h5), "--device", "cpu", "--rounds", "1"])
