@@ -95,17 +95,22 @@ def _table(records: dict[str, dict]) -> str:
 def demo(data: Path, out: Path, seed: int) -> None:
     """Prepare CMNIST, train vanilla and guided on a reduced profile, print the greedy effect."""
     from data_prep.cmnist import prepare_cmnist
+    from data_prep.common import PrepError
 
     from ..config import resolve
+    from ..data.hdf5 import DataRequestError
     from ..engine import train
 
     start = time.perf_counter()
-    prepare_cmnist(data)
     records = {}
-    for algorithm in ALGORITHMS:
-        cfg = resolve("cmnist", algorithm=algorithm, seed=seed, data=str(data), **PROFILE)
-        click.echo(f"== {algorithm}: {PROFILE} ==")
-        records[algorithm] = train(cfg, out / algorithm)
+    try:
+        prepare_cmnist(data)
+        for algorithm in ALGORITHMS:
+            cfg = resolve("cmnist", algorithm=algorithm, seed=seed, data=str(data), **PROFILE)
+            click.echo(f"== {algorithm}: {PROFILE} ==")
+            records[algorithm] = train(cfg, out / algorithm)
+    except (PrepError, FileNotFoundError, DataRequestError) as exc:  # one line naming the file and the fix
+        raise click.ClickException(str(exc)) from exc
     table = _table(records)
     (out / "table.md").write_text(table + "\n")
     click.echo("\n" + table)
@@ -231,7 +236,11 @@ def bench_nvgesture(data, workers, epochs, threads, frames, side, batch, steps) 
     """Time NVGesture's DataLoader per worker count (with --data) and a guided I3D training step per thread count."""
     from ..bench.nvgesture import run
 
-    click.echo(json.dumps(run(data, workers, epochs, threads, frames, side, batch, steps)))
+    try:
+        result = run(data, workers, epochs, threads, frames, side, batch, steps)
+    except (FileNotFoundError, ValueError) as exc:  # a missing or damaged file: one line naming it
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(result))
 
 
 @bench.command("modelnet40-prep")
