@@ -98,8 +98,9 @@ def test_guided_step_issues_no_host_sync_on_cuda():
 
 def test_engine_records_are_those_of_the_host_decided_algorithm(tiny_cmnist, tmp_path, monkeypatch):
     """`repro train` with the device state machine writes the record the host-decided Alg. 1 writes (fp32, CPU)."""
-    from repro import engine
-    from repro.algorithms import ALGORITHMS
+    from dataclasses import replace
+
+    from repro import engine, registry
 
     cfg = resolve(
         "cmnist",
@@ -113,7 +114,8 @@ def test_engine_records_are_those_of_the_host_decided_algorithm(tiny_cmnist, tmp
         threads=1,
     )
     device = engine.train(cfg, tmp_path / "device")
-    monkeypatch.setitem(ALGORITHMS, "guided", GuidedReference)
+    reference = replace(registry.ALGORITHMS["guided"], cls="repro.algorithms.balanced:GuidedReference")
+    monkeypatch.setitem(registry.ALGORITHMS, "guided", reference)  # the same run, Alg. 1 decided on the host
     host = engine.train(cfg, tmp_path / "host")
     assert sum(e["rebalance_steps"] for e in host["epochs"]) > 0
     assert {k: v for k, v in device.items() if k != "timing"} == {k: v for k, v in host.items() if k != "timing"}
