@@ -56,6 +56,11 @@ def prep_command(spec: DatasetSpec, path: str | Path, *, force: bool = False) ->
     return spec.prep_command.format(path=path) + (" --force" if force else "")
 
 
+def missing(path: str | Path, spec: DatasetSpec) -> FileNotFoundError:
+    """The one-line error for a prepared file that is not there."""
+    return FileNotFoundError(f"{path}: no prepared {spec.display}; run `{prep_command(spec, path)}`")
+
+
 def damaged(path: str | Path, spec: DatasetSpec, exc: BaseException, where: str = "") -> PreparedFileError:
     """The one-line error for a prepared file HDF5 cannot read (``exc`` from h5py; ``where``: what was being read)."""
     problem = hdf5_problem(exc) + (f" in {where}" if where else "")
@@ -72,7 +77,7 @@ def check_prepared(path: str | Path, modalities: Iterable[str], spec: DatasetSpe
         names = ", ".join(known) if len(known) <= 6 else f"{', '.join(known[:3])} ... {known[-1]}"
         raise DataRequestError(f"unknown {spec.display} modality {unknown[0]!r}; choose from {names}")
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no prepared {spec.display}; run `{prep_command(spec, path)}`")
+        raise missing(path, spec)
     return path
 
 
@@ -96,7 +101,7 @@ def open_prepared(path: str | Path, spec: DatasetSpec) -> Iterator[h5py.File]:
     try:
         f = h5py.File(path, "r")
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no prepared {spec.display}; run `{prep_command(spec, path)}`") from None
+        raise missing(path, spec) from None
     except OSError as exc:
         raise damaged(path, spec, exc) from None
     with f:
