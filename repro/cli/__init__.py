@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "repro.cli.sweep:sweep_cmd",
     "table1": "repro.cli.report:table1_cmd",
     "figures": "repro.cli.report:figures_cmd",
+    "curves": "repro.cli.report:curves_cmd",
     "bench": "repro.cli.tools:bench",
     "demo": "repro.cli.tools:demo",
     "doctor": "repro.cli.tools:doctor",
@@ -36,6 +37,8 @@ SHORT_HELP: dict[str, str] = {
     "under both evaluation protocols: standard (table1.*) and the authors' code's (table1-reference.*).",
     "figures": "Figures from RESULTS into OUT: each sweep's figures and conjectures.md when RESULTS holds sweeps "
     "(studies/*.json, see `repro sweep`), else histograms of d_util and d_speed per setting and algorithm.",
+    "curves": "Per-epoch curves of the runs in RUN_DIR… (validation accuracy of ŷ and of each branch, training loss, "
+    "d_speed, share of re-balancing steps per modality), overlaid in one figure, from their records alone.",
     "bench": "Time training steps (guided vs vanilla, packed vs separate), an epoch, the d_speed statistics and, "
     "with --data, the loader against the model.",
     "demo": "Prepare CMNIST, train vanilla and guided on a reduced profile, print the greedy effect.",
