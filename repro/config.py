@@ -32,6 +32,20 @@ LATER_FIELDS = {
     "l1": 0.0,
     "gate_mean": "regular-steps",
     "gate_mean_source": "own",
+    **{  # the knobs of the methods beyond the paper (repro/algorithms/{ogm_ge,gblend,moddrop,pmr}.py)
+        "ogm_alpha": 0.1,
+        "ogm_noise": True,
+        "ogm_start_epoch": 1,
+        "ogm_end_epoch": 50,
+        "gblend_super_epoch": 2,
+        "gblend_holdout": 0.1,
+        "moddrop_p": 0.5,
+        "pmr_alpha": 1.0,
+        "pmr_mu": 0.1,
+        "pmr_momentum": 0.2,
+        "pmr_entropy_epochs": 10,
+        "pmr_proto_fraction": 0.1,
+    },
 }
 
 PRECISIONS = ("fp32", "bf16")
@@ -52,7 +66,7 @@ class RunConfig:
     """Every hyper-parameter of one training run. Field docs are the CLI's help texts."""
 
     dataset: str = field(metadata={"help": "dataset name (cmnist, modelnet40, nvgesture)"})
-    algorithm: str = field(default="vanilla", metadata={"help": "vanilla | rubi | random | guided"})
+    algorithm: str = field(default="vanilla", metadata={"help": " | ".join(ALGORITHMS)})
     seed: int = field(default=0, metadata={"help": "seed for initialisation, data order and random steps"})
     modalities: str = field(default="", metadata={"help": "comma-separated modality names m0,m1 (one for uni-modal)"})
     setting: str = field(
@@ -96,6 +110,37 @@ class RunConfig:
             "help": "branch 1's gate mean from its own gate (own) or from branch 0's (branch0: the reference code's "
             "defect; needs equal widths)"
         },
+    )
+    # --- methods beyond the paper; each field's help names the method and where its default comes from ---
+    ogm_alpha: float = field(
+        default=0.1, metadata={"help": "OGM-GE: alpha of the coefficient 1 - tanh(alpha (rho - 1)) (Peng et al. 2022)"}
+    )
+    ogm_noise: bool = field(
+        default=True, metadata={"help": "OGM-GE: add the generalisation-enhancement noise N(0, std(g)^2) (GE)"}
+    )
+    ogm_start_epoch: int = field(default=1, metadata={"help": "OGM-GE: first epoch with modulation"})
+    ogm_end_epoch: int = field(default=50, metadata={"help": "OGM-GE: last epoch with modulation (0: never stops)"})
+    gblend_super_epoch: int = field(
+        default=2,
+        metadata={"help": "G-Blending: epochs per super-epoch, after which the loss weights are re-estimated"},
+    )
+    gblend_holdout: float = field(
+        default=0.1,
+        metadata={"help": "G-Blending: fraction of the training split held out (never trained on) to estimate OGR"},
+    )
+    moddrop_p: float = field(
+        default=0.5, metadata={"help": "ModDrop: probability that a step drops one modality's input (drawn uniformly)"}
+    )
+    pmr_alpha: float = field(
+        default=1.0, metadata={"help": "PMR: weight alpha of the slow modality's prototype cross-entropy"}
+    )
+    pmr_mu: float = field(default=0.1, metadata={"help": "PMR: weight mu of the dominant modality's entropy term"})
+    pmr_momentum: float = field(default=0.2, metadata={"help": "PMR: weight of the old prototypes in their update"})
+    pmr_entropy_epochs: int = field(
+        default=10, metadata={"help": "PMR: the entropy regulariser acts in epochs 1..N (the early stage)"}
+    )
+    pmr_proto_fraction: float = field(
+        default=0.1, metadata={"help": "PMR: fraction of the training batches the prototypes are computed from"}
     )
     precision: str = field(
         default="fp32",
@@ -187,6 +232,15 @@ def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig
         )
     if cfg.rubi_bias_modality not in (0, 1):
         raise ValueError("rubi_bias_modality must be 0 or 1")
+    for name in ("gblend_holdout", "moddrop_p", "pmr_momentum"):
+        if not 0.0 <= getattr(cfg, name) < 1.0:
+            raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1), got {getattr(cfg, name)}")
+    if not 0.0 < cfg.pmr_proto_fraction <= 1.0:
+        raise ValueError(f"--pmr-proto-fraction must be in (0, 1], got {cfg.pmr_proto_fraction}")
+    if cfg.algorithm == "gblend" and cfg.gblend_holdout <= 0.0:
+        raise ValueError("G-Blending needs a held-out part of the training split: --gblend-holdout > 0")
+    if cfg.gblend_super_epoch < 1:
+        raise ValueError(f"--gblend-super-epoch must be at least 1, got {cfg.gblend_super_epoch}")
     return cfg
 
 

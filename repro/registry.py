@@ -42,6 +42,11 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         AlgorithmSpec("rubi", "repro.algorithms.rubi:RUBi", "RUBi", "tab:orange"),
         AlgorithmSpec("random", "repro.algorithms.balanced:RandomBalance", "random", "tab:green", packable=True),
         AlgorithmSpec("guided", "repro.algorithms.balanced:Guided", "guided", "tab:red", packable=True),
+        # Beyond the paper: later methods against the same imbalance, on the paper's datasets (no paper value).
+        AlgorithmSpec("ogm_ge", "repro.algorithms.ogm_ge:OGMGE", "OGM-GE", "tab:purple", paper=False),
+        AlgorithmSpec("gblend", "repro.algorithms.gblend:GBlending", "G-Blending", "tab:brown", paper=False),
+        AlgorithmSpec("moddrop", "repro.algorithms.moddrop:ModDrop", "ModDrop", "tab:pink", paper=False),
+        AlgorithmSpec("pmr", "repro.algorithms.pmr:PMR", "PMR", "tab:olive", paper=False),
     )
 }  # fmt: skip
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator, Mapping
 
 from ..registry import ALGORITHMS as SPECS
 from ..registry import load
-from .base import Algorithm, PackedPolicy, StepResult, seed_for
+from .base import Algorithm, AlgorithmData, PackedPolicy, StepResult, seed_for
 
 
 class _ClassesByName(Mapping):
@@ -27,4 +27,4 @@ class _ClassesByName(Mapping):
 
 ALGORITHMS: Mapping[str, type[Algorithm]] = _ClassesByName()
 
-__all__ = ["ALGORITHMS", "Algorithm", "PackedPolicy", "StepResult", "seed_for"]
+__all__ = ["ALGORITHMS", "Algorithm", "AlgorithmData", "PackedPolicy", "StepResult", "seed_for"]

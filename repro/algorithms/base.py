@@ -1,15 +1,19 @@
 """The algorithm interface: one training step, the same for every method (DomainBed's ``update``).
 
 The engine calls ``begin_epoch`` then ``training_step`` for each batch and never branches on the algorithm's
-name. A subclass changes only what differs: the loss (RUBi), or which fusion each step uses and what it decides
-after a step (random, guided re-balancing). An algorithm is an ``nn.Module`` holding the model, so its state dict
-carries the model, the conditional-speed accumulators and any extra state (checkpointed for resume).
+name. A subclass changes only what differs: the loss (RUBi, G-Blending, PMR), which fusion each step uses and what it
+decides after a step (random, guided re-balancing), the step's inputs (ModDrop) or its gradients before the update
+(OGM-GE). An algorithm that needs data besides its batches (prototypes, held-out losses) reads ``self.data``
+(:class:`AlgorithmData`), which the engine sets before the first epoch; one that needs a held-out part of the
+training split says how large in ``holdout_fraction``. An algorithm is an ``nn.Module`` holding the model, so its
+state dict carries the model, the conditional-speed accumulators and any extra state (checkpointed for resume).
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +24,17 @@ from ..metrics.sparsity import l1_norm
 from ..metrics.speed import ConditionalSpeed
 from ..models.fusion import REGULAR, DeviceFusion, Fusion
 from ..models.twobranch import ModelOutput
+
+
+@dataclass
+class AlgorithmData:
+    """What an algorithm may read besides its batches: the training split it trains on, the held-out part of the
+    training split (None unless ``holdout_fraction`` > 0; never trained on, never the validation or test split) and
+    the batch size of evaluation passes. Splits have ``batches(batch_size, generator=None)`` and ``len``."""
+
+    train: Any
+    holdout: Any | None
+    eval_batch_size: int
 
 
 @dataclass
@@ -47,6 +62,7 @@ class Algorithm(nn.Module):
         # Def. 4.1 is tracked for every two-branch run, whatever the algorithm, so d_speed can be compared.
         self.speed = ConditionalSpeed(model.parameter_groups(), cfg.log_base) if model.mmtms() else None
         self.autocast_dtype = torch.bfloat16 if cfg.precision == "bf16" else None
+        self.data: AlgorithmData | None = None  # set by the engine (or a user's loop) before the first epoch
 
     #: The batched policy for packed runs (:class:`PackedPolicy` or a subclass), or None: not packable.
     packed_policy: type[PackedPolicy] | None = None
@@ -62,6 +78,24 @@ class Algorithm(nn.Module):
 
     def after_step(self, fusion: Fusion) -> None:
         """Called after every optimizer step, with the fusion the step used."""
+
+    def step_inputs(self, inputs: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """The inputs this step trains on (ModDrop drops one); the batch's by default."""
+        return inputs
+
+    def after_backward(self, out: ModelOutput, y: Tensor) -> None:
+        """Called between the backward pass and the update, with the step's outputs: the place to change gradients
+        (OGM-GE). Must not synchronise with the host per parameter."""
+
+    def epoch_stats(self) -> dict[str, float]:
+        """This algorithm's own statistics of the epoch just trained (recorded under ``algorithm`` in the epoch's
+        entry); read once per epoch, so per-step tallies stay on the device until then."""
+        return {}
+
+    @property
+    def holdout_fraction(self) -> float:
+        """Fraction of the training split to hold out from training and hand over as ``data.holdout`` (G-Blending)."""
+        return 0.0
 
     def evaluation_fusion(self, epoch: int) -> Fusion | None:
         """The fusion this algorithm's next training step would take, after training epoch ``epoch``: the state
@@ -81,6 +115,7 @@ class Algorithm(nn.Module):
 
     def training_step(self, inputs: tuple[Tensor, ...], y: Tensor, optimizer: torch.optim.Optimizer) -> StepResult:
         fusion = self.next_fusion()
+        inputs = self.step_inputs(inputs)
         with torch.autocast(
             inputs[0].device.type, dtype=self.autocast_dtype or torch.bfloat16, enabled=self.autocast_dtype is not None
         ):
@@ -90,6 +125,7 @@ class Algorithm(nn.Module):
                 loss = loss + self.cfg.l1 * l1_norm(self.model)  # §5.3: L' = L + lambda ||theta||_1
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.after_backward(out, y)
         self.update(fusion, optimizer)
         self.after_step(fusion)
         return StepResult(loss.detach(), out.prediction.detach(), fusion)

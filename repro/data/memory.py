@@ -33,6 +33,11 @@ class InMemorySplit:
                 moved[id(x)] = x.to(device)
         return InMemorySplit(tuple(moved[id(x)] for x in self.images), self.labels.to(device), self.flip)
 
+    def subset(self, indices: Tensor) -> InMemorySplit:
+        """The samples at ``indices`` (1-D int64, on any device), in that order."""
+        idx = indices.to(self.labels.device)
+        return InMemorySplit(tuple(x.index_select(0, idx) for x in self.images), self.labels[idx], self.flip)
+
     def batches(
         self, batch_size: int, *, generator: torch.Generator | None = None
     ) -> Iterator[tuple[tuple[Tensor, ...], Tensor]]:

@@ -100,6 +100,7 @@ class StreamedClipSplit:
             n = group["label"].shape[0] if limit <= 0 else min(limit, group["label"].shape[0])
             self.num_frames = np.asarray(read(group["num_frames"], slice(n)), dtype=np.int64)
             self.size = group["rgb"].shape[2]
+        self.rows = np.arange(n)  # the file's row of each sample (all of them, or a subset's)
         self.crop = round(self.size * CROP_FRACTION)
         self.stored = tuple(dict.fromkeys(modalities))  # each stored modality read once, even for rgb,rgb
 
@@ -110,6 +111,13 @@ class StreamedClipSplit:
         moved = StreamedClipSplit.__new__(StreamedClipSplit)
         moved.__dict__.update(self.__dict__, device=torch.device(device))
         return moved
+
+    def subset(self, indices: Tensor) -> StreamedClipSplit:
+        """The samples at ``indices`` (1-D int64), in that order."""
+        idx = indices.cpu().numpy()
+        part = StreamedClipSplit.__new__(StreamedClipSplit)
+        part.__dict__.update(self.__dict__, num_frames=self.num_frames[idx], rows=self.rows[idx])
+        return part
 
     def items(self, generator: torch.Generator | None) -> list[tuple[int, int, int, int, bool]]:
         """Each sample's (index, frame offset, crop top, crop left, flip), in batch order: random (training) when
@@ -127,7 +135,8 @@ class StreamedClipSplit:
             top = torch.randint(0, span + 1, (n,), generator=generator).numpy()
             left = torch.randint(0, span + 1, (n,), generator=generator).numpy()
             flip = (torch.rand(n, generator=generator) < 0.5).numpy() & TRAIN_FLIP
-        return [(int(i), int(t0[i]), int(top[i]), int(left[i]), bool(flip[i])) for i in order]
+        rows = self.rows
+        return [(int(rows[i]), int(t0[i]), int(top[i]), int(left[i]), bool(flip[i])) for i in order]
 
     def loader(self, batch_size: int, generator: torch.Generator | None = None) -> DataLoader:
         """The DataLoader behind :meth:`batches`: uint8 (B, T, H, W, C) clips per stored modality (unflipped),

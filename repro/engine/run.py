@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from ..algorithms import ALGORITHMS, Algorithm, seed_for
+from ..algorithms import ALGORITHMS, Algorithm, AlgorithmData, seed_for
 from ..config import RunConfig
-from ..data import DatasetBundle, load_dataset
+from ..data import DatasetBundle, hold_out, load_dataset
 from ..metrics.sparsity import small_weight_fraction
 from ..metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
 from ..models import build_model
@@ -125,6 +125,7 @@ class Run:
         self.model: torch.nn.Module | None = None
         self.algorithm: Algorithm | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.train_split = None  # the training split it trains on (less a held-out part for some algorithms)
         self.scheduler = None
         self.record: dict | None = None
         self.progress = Progress()
@@ -182,6 +183,11 @@ class Run:
         """Build on ``env`` and load the run's checkpoint if it has one (True: resumed); writes nothing."""
         self.env = env
         self.build(env.bundle.in_channels, env.bundle.num_classes, env.device)
+        self.train_split, holdout = env.splits["train"], None
+        if self.algorithm.holdout_fraction > 0:
+            fraction, seed = self.algorithm.holdout_fraction, seed_for(self.cfg.seed, "holdout")
+            self.train_split, holdout = hold_out(self.train_split, fraction, seed)
+        self.algorithm.data = AlgorithmData(self.train_split, holdout, env.eval_batch_size)
         return self._restore()
 
     def start(self, env: Environment, pack_size: int = 1) -> None:
@@ -244,6 +250,8 @@ class Run:
             "rebalance_steps_m0": kinds[1],
             "rebalance_steps_m1": kinds[2],
         }
+        if extra := self.algorithm.epoch_stats():
+            stats["algorithm"] = extra
         all_correct = tally.correct == tally.samples
         self.progress = Progress(epoch, self.progress.epochs_at_100pct + 1 if all_correct else 0)
         if self.scheduler is not None:

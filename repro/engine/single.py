@@ -22,7 +22,7 @@ class SingleStepper:
         order = torch.Generator().manual_seed(seed_for(cfg.seed, "data", epoch))
         alg.begin_epoch(epoch)
         alg.train()
-        train = run.env.splits["train"]
+        train = run.train_split
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         kinds = torch.zeros(3, dtype=torch.long, device=device)  # regular, re-balance m0, re-balance m1
