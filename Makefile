@@ -22,7 +22,10 @@ NVGESTURE_RAW     ?=
 NVGESTURE_WEIGHTS ?= weights/rgb_imagenet.pt
 
 SEEDS      ?= 0 1 2
-ALGORITHMS ?= vanilla rubi random guided
+# The paper's four; the methods beyond the paper are BEYOND (make table1 ALGORITHMS="$(BEYOND)", or both lists).
+PAPER_ALGORITHMS := vanilla rubi random guided
+BEYOND     := ogm_ge gblend moddrop pmr
+ALGORITHMS ?= $(PAPER_ALGORITHMS)
 ALGORITHM  ?= guided
 SEED       ?= 0
 SETTING    ?= scratch
@@ -116,8 +119,10 @@ $(TABLE1)/table1.md: $(TABLE1_RUNS)
 
 table1: $(TABLE1)/table1.md  ## train what is missing of Table 1, then write results/table1/ (both evaluation protocols; PROTOCOL=reference: results/table1-reference/)
 
-figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs (results/figures/table1/)
+figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs, and their per-epoch curves (results/figures/table1/)
 	$(REPRO) figures --results $(RUNS) --out $(RESULTS)/figures/$(notdir $(TABLE1))
+	$(foreach t,$(wildcard $(RUNS)/*),$(REPRO) curves $(t) --out $(RESULTS)/figures/$(notdir $(TABLE1)) \
+		--name curves-$(notdir $(t)) &&) true
 
 # --- Sweeps: the studies of Figs. 2-4 and A.2-A.7 (repro sweep --help); resumable, failed runs kept apart ---
 sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance, protocol), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)

@@ -230,3 +230,35 @@ def test_cli_imports_neither_torch_nor_matplotlib(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False False"
+
+
+def test_methods_beyond_the_paper_get_marked_rows_without_paper_values():
+    """Rows below the paper's four, marked, with accuracy beside d_util and d_speed; no paper value or Δ anywhere."""
+    import copy
+
+    records, _ = scan_records(RESULTS)
+    vanilla = next(
+        r
+        for r in records
+        if r["setting"] == "cmnist" and r["algorithm"] == "vanilla" and len(set(r["modalities"])) == 2
+    )
+    extra = []
+    for seed, acc, d_util in ((0, 60.0, 0.25), (1, 62.0, 0.35)):
+        r = copy.deepcopy(vanilla)
+        r.update(algorithm="pmr", seed=seed, **{PATH_KEY: f"cmnist/pmr/seed{seed}/record.json"})
+        r["test"].update(acc=acc, d_util=d_util, d_speed=-0.3)
+        r["test_reference"] = {"acc": acc, "acc_branch0": None, "acc_branch1": None, "state": "regular", "epoch": 1}
+        extra.append(r)
+    standard = build_table1(records + extra)
+    md = to_markdown(standard)
+    ours = md.split("Paper: mean")[0]
+    assert "| PMR* | 61.00 ± 1.41 (n=2) |" in ours and "* Beyond the paper" in ours
+    assert "PMR" not in md.split("Paper: mean")[1].split("Diagnostics")[0]  # not in the paper's table
+    assert "| Colored-and-gray MNIST | PMR* | 2 | 61.00 ± 1.41 | 0.300 | -0.300 |" in md
+    row = next(r for r in csv.DictReader(io.StringIO(to_csv(standard))) if r["algorithm"] == "pmr")
+    assert row["acc_mean"] == "61.0000" and row["paper_mean"] == row["paper_std"] == row["diff"] == ""
+    tex = to_latex(standard)
+    assert "\\midrule\nPMR* & $61.00 \\pm 1.41$" in tex and "% * Beyond the paper" in tex
+    reference = to_markdown(build_table1(records + extra, protocol="reference"))
+    assert "| Colored-and-gray MNIST | PMR* | 2 | 61.00 | 61.00 | +0.00 | — | regular ×2 |" in reference
+    assert "PMR" not in to_markdown(build_table1(records))  # no runs: no row (the paper's table as it was)

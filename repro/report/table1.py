@@ -1,10 +1,12 @@
 """Table 1 of Wu et al. (ICML 2022, §5.4): test accuracy per (setting, algorithm), ours beside the paper's.
 
 Rows are the algorithms in the paper's order (vanilla, RUBi, random, guided: the registry's entries marked ``paper``,
-under their display names); columns are the paper's four settings in its order, restricted to those with at least
-one finished run. Each entry is the mean ± sample std (ddof=1) of ``test.acc`` over seeds, with the number of seeds,
-the paper's value and Δ = ours − paper (from the unrounded mean). A last table gives the mean d_util (§3.2) and
-d_speed (§4.1), the paper's diagnostics (§5.2–5.4).
+under their display names), then the methods beyond the paper that have runs (the registry's other entries, in its
+order, marked with an asterisk: ours, no paper value); columns are the paper's four settings in its order, restricted
+to those with at least one finished run. Each entry is the mean ± sample std (ddof=1) of ``test.acc`` over seeds, with
+the number of seeds, the paper's value and Δ = ours − paper (from the unrounded mean). A last table gives the mean
+d_util (§3.2) and d_speed (§4.1), the paper's diagnostics (§5.2–5.4); the methods beyond the paper get their accuracy
+beside these two in a table of their own.
 
 Two evaluation protocols, from the same runs (docs/fidelity.md): ``standard`` (``test.acc``: regular fusion, the
 checkpoint chosen on regular validation; ``table1.*``) and ``reference`` (``test_reference.acc``: the checkpoint chosen
@@ -40,6 +42,9 @@ PROTOCOLS = ("standard", "reference")
 RESULT_KEY = {"standard": "test", "reference": "test_reference"}  # the record's entry each protocol reads
 #: The rows, algorithm -> display name: the registry's algorithms that are rows of the paper's Table 1, in its order.
 ROWS = {name: spec.display for name, spec in ALGORITHMS.items() if spec.paper}
+#: The methods beyond the paper (no paper value), algorithm -> display name, shown below the paper's rows.
+BEYOND = {name: spec.display for name, spec in ALGORITHMS.items() if not spec.paper}
+BEYOND_MARK = "*"
 
 
 @dataclass(frozen=True)
@@ -69,13 +74,14 @@ class Cell:
         return statistics.stdev(self.accs) if self.n > 1 else None
 
     @property
-    def paper(self) -> PaperValue:
-        return TABLE1[(self.setting, self.algorithm)]
+    def paper(self) -> PaperValue | None:
+        """The paper's value; None for a method beyond the paper."""
+        return TABLE1.get((self.setting, self.algorithm))
 
     @property
-    def diff(self) -> float:
-        """Ours − paper, mean test accuracy (percentage points)."""
-        return self.acc_mean - self.paper.mean
+    def diff(self) -> float | None:
+        """Ours − paper, mean test accuracy (percentage points); None without a paper value."""
+        return None if self.paper is None else self.acc_mean - self.paper.mean
 
     @property
     def d_util_mean(self) -> float | None:
@@ -99,6 +105,12 @@ class Table1:
     def cell(self, setting: str, algorithm: str) -> Cell | None:
         return self.cells.get((setting, algorithm))
 
+    @property
+    def beyond(self) -> list[str]:
+        """The methods beyond the paper with at least one cell (or missing run), in the registry's order."""
+        seen = {k[1] for k in (*self.cells, *self.missing)}
+        return [a for a in BEYOND if a in seen]
+
 
 # --- building ---
 
@@ -119,7 +131,7 @@ def _why_not_table1(record: dict) -> str | None:
     mods = record.get("modalities")
     if isinstance(mods, list) and len(mods) == 2 and mods[0] == mods[1]:
         return f"identical modalities {mods!r} (an analysis run, not a Table-1 run)"
-    if record.get("algorithm") not in ROWS:
+    if record.get("algorithm") not in ROWS and record.get("algorithm") not in BEYOND:
         return f"algorithm {record.get('algorithm')!r} is not a Table-1 algorithm"
     seed = record.get("seed")
     if not isinstance(seed, int) or isinstance(seed, bool):
@@ -152,7 +164,7 @@ def build_table1(records: Iterable[dict], *, notes: Sequence[str] = (), protocol
     cells: dict[tuple[str, str], Cell] = {}
     missing: dict[tuple[str, str], int] = {}
     for setting in SETTINGS:
-        for algorithm in ROWS:
+        for algorithm in (*ROWS, *BEYOND):
             runs = sorted((k[2], r) for k, r in kept.items() if k[:2] == (setting, algorithm))
             lacking = [r for _, r in runs if not is_number((r.get(key) or {}).get("acc"))]
             for r in lacking:
@@ -202,8 +214,13 @@ def _ours(cell: Cell, pm: str = " ± ") -> str:
     return fmt(cell.acc_mean) if std is None else f"{fmt(cell.acc_mean)}{pm}{fmt(std)}"
 
 
-def _paper(p: PaperValue, pm: str = " ± ") -> str:
-    return f"{fmt(p.mean)}{pm}{fmt(p.std)}"
+def _paper(p: PaperValue | None, pm: str = " ± ", none: str = DASH) -> str:
+    return none if p is None else f"{fmt(p.mean)}{pm}{fmt(p.std)}"
+
+
+def display(algorithm: str) -> str:
+    """The row name: the registry's display name, marked when the method is beyond the paper."""
+    return ROWS.get(algorithm) or BEYOND[algorithm] + BEYOND_MARK
 
 
 # --- Markdown ---
@@ -227,6 +244,15 @@ _MD_OURS = (  # .format(key=the record's entry read)
 )
 _MD_PAPER = f"Paper: mean ± std over {PAPER_RUNS} runs; Δ = ours − paper (mean test accuracy, percentage points)."
 _MD_DIAG = "Diagnostics, same runs: mean d_util (§3.2, on the test set) and mean d_speed (§4.1)."
+_MD_BEYOND = (
+    f"{BEYOND_MARK} Beyond the paper: later methods against the same imbalance, trained by this package on the "
+    "paper's datasets with its protocol (docs/results.md); no paper value. They have no training state, so their "
+    "two evaluation protocols agree by construction."
+)
+_MD_BEYOND_DIAG = (
+    "Beyond the paper, accuracy beside the diagnostics (same runs): mean ± std of `test.acc`, mean d_util (§3.2) "
+    "and mean d_speed (§4.1)."
+)
 
 
 _MD_REFERENCE = (
@@ -281,7 +307,15 @@ def to_markdown(table: Table1) -> str:
                 paper_row.append(paper if cell is None else f"{paper} (Δ {fmt_signed(cell.diff)})")
             ours_rows.append(ours_row)
             paper_rows.append(paper_row)
+        for alg in table.beyond:
+            ours_rows.append(
+                [display(alg)]
+                + [_md_ours(table.cell(s, alg), table.missing.get((s, alg), 0), RESULT_KEY[table.protocol])
+                   for s in table.settings]
+            )  # fmt: skip
         lines += _md_table(header, ours_rows)
+        if table.beyond:
+            lines += ["", _MD_BEYOND]
         lines += ["", _MD_PAPER, ""]
         lines += _md_table(header, paper_rows)
         if reference:
@@ -289,7 +323,7 @@ def to_markdown(table: Table1) -> str:
             rows = [
                 [
                     SETTINGS[c.setting],
-                    ROWS[c.algorithm],
+                    display(c.algorithm),
                     str(c.n),
                     fmt(statistics.fmean(c.standard_accs)),
                     fmt(c.acc_mean),
@@ -317,7 +351,7 @@ def to_markdown(table: Table1) -> str:
             diag_rows = [
                 [
                     SETTINGS[c.setting],
-                    ROWS[c.algorithm],
+                    display(c.algorithm),
                     str(c.n),
                     _md_diag(c.d_utils, c.n),
                     _md_diag(c.d_speeds, c.n),
@@ -325,6 +359,15 @@ def to_markdown(table: Table1) -> str:
                 for c in table.cells.values()
             ]
             lines += _md_table(["Setting", "Algorithm", "n", "mean d_util", "mean d_speed"], diag_rows)
+            beyond = [c for c in table.cells.values() if c.algorithm in BEYOND]
+            if beyond:
+                lines += ["", _MD_BEYOND_DIAG, ""]
+                rows = [
+                    [SETTINGS[c.setting], display(c.algorithm), str(c.n), _ours(c), _md_diag(c.d_utils, c.n),
+                     _md_diag(c.d_speeds, c.n)]
+                    for c in beyond
+                ]  # fmt: skip
+                lines += _md_table(["Setting", "Algorithm", "n", "test acc (%)", "mean d_util", "mean d_speed"], rows)
             lines += ["", _MD_SEE_REFERENCE]
         lines.append("")
     if table.notes:
@@ -380,14 +423,22 @@ def to_latex(table: Table1) -> str:
     lines.append(" ".join(f"\\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(k)))
     lines.append(" & ".join(["Algorithm"] + ["Ours", "Paper"] * k) + " \\\\")
     lines.append("\\midrule")
-    for alg, alg_name in ROWS.items():
-        row = [latex_escape(alg_name)]
+    for i, alg in enumerate([*ROWS, *table.beyond]):
+        if i == len(ROWS):
+            lines.append("\\midrule")
+        row = [latex_escape(display(alg))]
         for s in table.settings:
             cell = table.cell(s, alg)
             row.append("--" if cell is None else f"${_ours(cell, TEX_PM)}$ {{\\scriptsize($n{{=}}{cell.n}$)}}")
-            row.append(f"${_paper(TABLE1[(s, alg)], TEX_PM)}$")
+            paper = TABLE1.get((s, alg))
+            row.append("--" if paper is None else f"${_paper(paper, TEX_PM)}$")
         lines.append(" & ".join(row) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}", ""]
+    if table.beyond:
+        lines.insert(
+            lines.index("\\begin{tabular}{l" + "cc" * k + "}"),
+            f"% {BEYOND_MARK} Beyond the paper: ours, no paper value.",
+        )
     return "\n".join(lines)
 
 
@@ -443,9 +494,9 @@ def to_csv(table: Table1) -> str:
                 c.n,
                 fmt(c.acc_mean, 4),
                 _opt(c.acc_std),
-                fmt(c.paper.mean),
-                fmt(c.paper.std),
-                fmt(c.diff, 4),
+                "" if c.paper is None else fmt(c.paper.mean),
+                "" if c.paper is None else fmt(c.paper.std),
+                _opt(c.diff),
                 _opt(c.d_util_mean),
                 _opt(c.d_speed_mean),
                 ";".join(str(s) for s in c.seeds),
