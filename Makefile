@@ -125,7 +125,7 @@ figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs, 
 		--name curves-$(notdir $(t)) &&) true
 
 # --- Sweeps: the studies of Figs. 2-4 and A.2-A.7 (repro sweep --help); resumable, failed runs kept apart ---
-sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance, protocol), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)
+sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance, protocol, beyond-paper), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)
 	$(REPRO) sweep $(SWEEP) --launcher $(LAUNCHER) --budget $(BUDGET) --workers $(WORKERS) --threads $(THREADS) \
 		--pack $(PACK) --results $(SWEEPS) --data-dir $(DATA)
 

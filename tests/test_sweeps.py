@@ -135,3 +135,13 @@ def test_the_l1_penalty_enters_the_training_loss():
         alg.begin_epoch(1)
         losses[lam] = float(alg.training_step(inputs, y, torch.optim.SGD(alg.parameters(), lr=0.0)).loss)
     assert math.isclose(losses[1e-2] - losses[0.0], 1e-2 * penalty, rel_tol=1e-4)
+
+
+def test_the_beyond_paper_study_lists_every_registered_algorithm(data_dir):
+    from repro.registry import ALGORITHMS
+
+    (data_dir / "cmnist.h5").touch()
+    specs = expand("beyond-paper", "full", data_dir).specs
+    assert sorted((s.cfg.algorithm, s.cfg.seed) for s in specs) == sorted((a, k) for a in ALGORITHMS for k in range(3))
+    assert {"ogm_ge", "gblend", "moddrop", "pmr"} <= {s.cfg.algorithm for s in specs}
+    assert all(s.cfg.modalities == "mono,gray" and s.cfg.max_epochs == 300 for s in specs)  # Table 1's protocol

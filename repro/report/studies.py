@@ -25,7 +25,7 @@ from .plotting import METRICS, histogram_panel, plt, save_figure
 from .protocol import protocol_figure, protocol_table
 from .sweep_rows import by_dataset, load_rows, manifests, mean_sd, pair_name
 
-HISTOGRAM_STUDIES = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla")
+HISTOGRAM_STUDIES = ("lr-greedy", "guided-vs-vanilla", "random-vs-vanilla", "beyond-paper")
 
 
 # --- figures ----------------------------------------------------------------------------------------------------
