@@ -40,6 +40,9 @@ class _Split:
     def batches(self, batch_size, generator=None):
         yield self.inputs, self.y
 
+    def subset(self, indices):
+        return self
+
 
 def _toy(seed: int = 0):
     torch.manual_seed(seed)
@@ -277,3 +280,25 @@ def test_each_method_trains_on_the_nvgesture_miniature(tmp_path):
 
     data = _nvgesture(tmp_path)
     _train_each(data, "nvgesture", tmp_path, batch_size=2, train_limit=4, eval_limit=2, workers=0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", NEW)
+def test_each_method_steps_without_host_sync_on_cuda(name):
+    """The bookkeeping of every method stays on the device: no host synchronisation in a step (per parameter or
+    otherwise); ModDrop's draws come from a CPU generator, which never waits for the device."""
+    model, inputs, y = _toy()
+    model = model.float().cuda()
+    inputs, y = tuple(x.float().cuda() for x in inputs), y.cuda()
+    alg = ALGORITHMS[name](model, resolve("cmnist", algorithm=name)).cuda()
+    alg.data = AlgorithmData(_Split(inputs, y), _Split(inputs, y), 6)
+    alg.begin_epoch(1)
+    opt = torch.optim.SGD(alg.parameters(), lr=0.01, momentum=0.9)
+    alg.training_step(inputs, y, opt)  # lazy set-up (optimizer state) on the first step
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for _ in range(3):
+            alg.training_step(inputs, y, opt)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -8,6 +8,8 @@
     epoch_s                         one guided training epoch over ``--epoch-samples`` samples held on the device
                                     as uint8 (the engine's fast path: batches gathered and converted there);
                                     epoch_s_per_60k scales it to a 60,000-sample epoch
+    <method>_over_vanilla_step      for each method beyond the paper (OGM-GE, G-Blending, ModDrop, PMR): its
+                                    training step / a vanilla one, alternating round by round as above
     packed_speedup                  K guided runs (different seeds and learning rates) trained packed in one
                                     network / the same K runs stepped one after the other (``--pack K``)
     loader_samples_per_s            with ``--data FILE``: training samples per second delivered to the device by
@@ -108,6 +110,59 @@ def step_ratio(dataset: str, device: torch.device, rounds: int, steps: int, batc
         "guided_over_vanilla_step": ratio,
         "guided_rebalancing_fraction": rebalancing / (rounds * steps),
         "train_samples_per_s": batch_size / med_g,
+    }
+
+
+class _Batches:
+    """The bench's batches as a split (``len``, ``batches``, ``subset``), for the algorithms that read data at the
+    start of an epoch (PMR's prototypes, G-Blending's held-out losses)."""
+
+    def __init__(self, batches: list, batch_size: int):
+        self.list, self.batch_size = batches, batch_size
+
+    def __len__(self) -> int:
+        return len(self.list) * self.batch_size
+
+    def batches(self, batch_size: int, *, generator=None):
+        return iter(self.list)
+
+    def subset(self, indices) -> _Batches:
+        return self
+
+
+def beyond_ratios(dataset: str, device: torch.device, rounds: int, steps: int, batch_size: int) -> dict:
+    """Each method beyond the paper against vanilla, on the same batches, alternating in every round; the ratios are
+    medians of the per-round ratios (the methods' own bookkeeping must add no host synchronisation per step)."""
+    from ..algorithms import AlgorithmData
+    from ..registry import ALGORITHMS as SPECS
+
+    batches = [_batch(dataset, batch_size, device, i) for i in range(steps)]
+    split = _Batches(batches, batch_size)
+    contenders = {"vanilla": _make(dataset, "vanilla", device, batch_size=batch_size)[:2]}
+    for name, spec in SPECS.items():
+        if spec.paper:
+            continue
+        cfg = resolve(dataset, algorithm=name, batch_size=batch_size)
+        torch.manual_seed(0)
+        shape0, shape1, classes = SHAPES[dataset]
+        model = build_model(dataset, (shape0[0], shape1[0]), classes)
+        model = model.to(device, memory_format=getattr(model, "memory_format", torch.channels_last))
+        alg = ALGORITHMS[name](model, cfg).to(device)
+        alg.data = AlgorithmData(split, split, batch_size)
+        alg.begin_epoch(1)  # G-Blending measures, PMR computes its prototypes: before the timed steps
+        contenders[name] = (alg, torch.optim.SGD(alg.parameters(), lr=cfg.lr, momentum=cfg.momentum))
+    for alg, opt in contenders.values():  # warm-up: allocator, kernels
+        _time_steps(alg, opt, batches[:3], device)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, (alg, opt) in contenders.items():
+            times[name].append(_time_steps(alg, opt, batches, device)[0])
+    return {
+        f"{name}_over_vanilla_step": statistics.median(
+            t / v for t, v in zip(times[name], times["vanilla"], strict=True)
+        )
+        for name in contenders
+        if name != "vanilla"
     }
 
 
@@ -285,6 +340,7 @@ def run(
     steps: int,
     rounds: int,
     pack: int,
+    beyond: bool,
     pack_convolutions: str,
     epoch_samples: int,
     compile_: bool,
@@ -317,6 +373,8 @@ def run(
             except (ValueError, FileNotFoundError) as exc:
                 raise BenchDataError(str(exc)) from exc
         result.update(step_ratio(dataset, dev, rounds, steps, batch_size))
+        if beyond:
+            result.update(beyond_ratios(dataset, dev, rounds, steps, batch_size))
         result.update(speed_stats_ratio(dataset, dev, rounds, repeats=20, batch_size=min(32, batch_size)))
         if pack > 0 and dataset == "cmnist":  # packing supports the CMNIST network (repro.engine.packed)
             result.update(packed_ratio(dataset, dev, pack, rounds, steps, batch_size, pack_convolutions))

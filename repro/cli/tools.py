@@ -143,6 +143,12 @@ def _ints(ctx, param, value: str) -> list[int]:
 @click.option("--rounds", type=int, default=5, show_default=True, help="alternating rounds (median reported)")
 @click.option("--pack", type=int, default=4, show_default=True, help="K runs for packed_speedup (CMNIST; 0: skip)")
 @click.option(
+    "--beyond/--no-beyond",
+    default=True,
+    show_default=True,
+    help="time each method beyond the paper against vanilla (<method>_over_vanilla_step)",
+)
+@click.option(
     "--epoch-samples",
     type=int,
     default=6000,
