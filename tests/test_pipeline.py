@@ -121,6 +121,16 @@ def test_make_table1_includes_each_setting_whose_data_is_present(tmp_path):
     assert settings == {"cmnist", "nvgesture-scratch"}, "no weights, no pretrained column; no data, no ModelNet40"
 
 
+def test_make_table1_plans_the_methods_beyond_the_paper_on_every_setting_present(tmp_path):
+    """`make table1 ALGORITHMS="$(BEYOND)"` trains OGM-GE, G-Blending, ModDrop and PMR wherever Table 1 has data."""
+    variables = _layout(tmp_path, data=("cmnist.h5", "modelnet40.h5", "nvgesture.h5"), weights=True)
+    variables["ALGORITHMS"] = "ogm_ge gblend moddrop pmr"
+    variables["SEEDS"] = "0"
+    runs = _runs(_plan(["make", "-n", "table1"], variables))
+    settings = ("cmnist", "modelnet40", "nvgesture-scratch", "nvgesture-pretrained")
+    assert runs == [(s, a, "0") for s in settings for a in ("ogm_ge", "gblend", "moddrop", "pmr")]
+
+
 def test_train_target_runs_one_configured_run(tmp_path):
     variables = _layout(tmp_path, data=("cmnist.h5", "nvgesture.h5"))
     plan = _plan(["make", "-n", "train-nvgesture", "ALGORITHM=rubi", "SEED=2", "SETTING=scratch"], variables)
