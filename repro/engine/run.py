@@ -30,10 +30,11 @@ from pathlib import Path
 import torch
 
 from ..algorithms import ALGORITHMS, Algorithm, AlgorithmData, seed_for
+from ..api import utilization_rates
 from ..config import RunConfig
 from ..data import DatasetBundle, hold_out, load_dataset
 from ..metrics.sparsity import small_weight_fraction
-from ..metrics.utilization import branch_accuracies, compute_squeeze_means, utilization_rates
+from ..metrics.utilization import branch_accuracies
 from ..models import build_model
 from ..models.fusion import REGULAR, fusion_for_state
 from ..models.mmtm import configure_gate_means
@@ -347,16 +348,14 @@ class Run:
         env = self.env
         best = load_torch(self.out / BEST_NAME, self.device)
         self.model.load_state_dict(best["model"])
-        two_branch = bool(self.model.mmtms())
-        if two_branch:
-            compute_squeeze_means(self.model, env.splits["train"].batches(env.eval_batch_size))
-        test = branch_accuracies(self.model, env.splits["test"].batches(env.eval_batch_size), unimodal=two_branch)
+        train, test = (env.splits[name].batches(env.eval_batch_size) for name in ("train", "test"))
         result = dict.fromkeys(TEST_KEYS)
-        result.update(test)
-        result["r_f"] = small_weight_fraction(self.model)
-        if two_branch:
-            result.update(utilization_rates(test))
+        if self.model.mmtms():  # the public API's function (repro.utilization_rates): one path for both
+            result.update(utilization_rates(self.model, train, test))
             result["d_speed"] = self.record["epochs"][best["epoch"] - 1]["d_speed"]  # d_speed(f; T), T = kept step
+        else:
+            result.update(branch_accuracies(self.model, test, unimodal=False))
+        result["r_f"] = small_weight_fraction(self.model)
         return result
 
     def _test_reference(self) -> dict:

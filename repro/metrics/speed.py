@@ -30,7 +30,17 @@ def _squared_norms(tensors: list[Tensor]) -> Tensor:
 
 
 class ConditionalSpeed(nn.Module):
-    """Accumulates M(theta_0), M(theta'_0), M(theta_1), M(theta'_1); its state lives in buffers (checkpointed)."""
+    """Accumulates M(theta_0), M(theta'_0), M(theta_1), M(theta'_1) of Def. 4.1; its state lives in buffers
+    (checkpointed). Every algorithm keeps one (``algorithm.speed``; ``algorithm.d_speed()`` reads it); to track
+    d_speed in a loop without one, around each regular step::
+
+        speed = ConditionalSpeed(model.parameter_groups())   # once; log base 10 as the reference code
+        loss.backward()
+        g = speed.gradient_sq()                               # G of step i, before the update
+        optimizer.step()
+        speed.update(g)                                       # mu(theta; i) with theta after the update
+        float(speed.d_speed())                                # s(m1|m0) - s(m0|m1) so far
+    """
 
     def __init__(self, groups: dict[str, list[nn.Parameter]], log_base: float = 10.0):
         super().__init__()

@@ -52,6 +52,16 @@ def _broadcast_gate(gate: Tensor, like: Tensor) -> Tensor:
 
 
 class MMTM(nn.Module):
+    """The multi-modal transfer module joining two branches at one depth (Joze et al., 2020; the paper's Fig. 1).
+
+    ``forward(a, b, fusion)`` takes the two branches' features there, maps (N, C_A, ...) and (N, C_B, ...) or
+    vectors (N, C_A) and (N, C_B), and returns them gated channel-wise: ``a * sigma(E_A)``, ``b * sigma(E_B)``,
+    where E_A, E_B are computed from both squeezed inputs (the module's docstring has the equations). ``fusion``
+    (:class:`repro.models.fusion.Fusion`): regular; a re-balancing step on m_k (A.2), which replaces branch k's gates
+    by their running means; or the cut of A.1, where the other modality's squeeze is its training-set mean.
+    Parameters: ``squeeze`` (shared, in θ'_0 and θ'_1 of Def. 4.1), ``excite_a`` (θ'_0), ``excite_b`` (θ'_1);
+    hidden width int(2 (C_A + C_B) / ratio)."""
+
     def __init__(self, channels_a: int, channels_b: int, ratio: float = 4.0):
         super().__init__()
         hidden = int(2 * (channels_a + channels_b) / ratio)

@@ -17,14 +17,15 @@ import torch
 from torch import Tensor, nn
 
 from .fusion import REGULAR, DeviceFusion, Fusion
-from .mmtm import MMTM
+from .mmtm import MMTM, squeeze
 
 GROUP_NAMES = ("theta0", "theta0_fusion", "theta1", "theta1_fusion")
 
 
 @dataclass
 class ModelOutput:
-    """Per-branch logits (y_hat_0, y_hat_1) and pooled features; a uni-modal model has one of each."""
+    """What a forward pass returns: the branches' logits (y_hat_0, y_hat_1 of §2) and pooled features (one of each
+    for a uni-modal model); ``prediction`` is the model's y_hat."""
 
     logits: tuple[Tensor, ...]
     features: tuple[Tensor, ...]
@@ -33,6 +34,13 @@ class ModelOutput:
     def prediction(self) -> Tensor:
         """The model's prediction y_hat = (y_hat_0 + y_hat_1) / 2 (§2; average of logits as the reference code)."""
         return torch.stack(self.logits).mean(0)
+
+
+class GlobalAveragePool(nn.Module):
+    """(N, C, ...) -> (N, C): the mean over every dimension after the channels (MMTM's squeeze); (N, C) unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return squeeze(x)
 
 
 class Branch(nn.Module):
@@ -55,17 +63,28 @@ class Branch(nn.Module):
 
 
 class TwoBranchNet(nn.Module):
-    """Two branches with an MMTM after each stage index in ``fuse_after`` (channel counts ``fuse_channels``)."""
+    """The multi-modal DNN of Fig. 1: two branches with an MMTM after each stage index in ``fuse_after``.
+
+    ``fuse_channels``: per fused stage, the channel count both branches have there, or a pair (C_0, C_1) where they
+    differ. ``forward(x0, x1, fusion)`` returns a :class:`ModelOutput` (each branch's logits and pooled features;
+    ``prediction`` is ŷ); ``fusion`` is regular by default, a re-balancing step (A.2) or the cut of A.1 otherwise.
+    ``parameter_groups()`` gives θ_0, θ'_0, θ_1, θ'_1 of Def. 4.1 and ``mmtms()`` the fusion modules.
+    :func:`repro.two_branch` builds one from any two backbones."""
 
     def __init__(
-        self, branch0: Branch, branch1: Branch, fuse_after: list[int], fuse_channels: list[int], mmtm_ratio: float = 4.0
+        self,
+        branch0: Branch,
+        branch1: Branch,
+        fuse_after: list[int],
+        fuse_channels: list[int | tuple[int, int]],
+        mmtm_ratio: float = 4.0,
     ):
         super().__init__()
         if len(branch0.stages) != len(branch1.stages):
             raise ValueError("both branches must have the same number of stages")
         self.branch0, self.branch1 = branch0, branch1
-        pairs = zip(fuse_after, fuse_channels, strict=True)
-        self.fusion = nn.ModuleDict({str(i): MMTM(c, c, mmtm_ratio) for i, c in pairs})
+        pairs = zip(fuse_after, [(c, c) if isinstance(c, int) else tuple(c) for c in fuse_channels], strict=True)
+        self.fusion = nn.ModuleDict({str(i): MMTM(*c, ratio=mmtm_ratio) for i, c in pairs})
         self.num_classes = branch0.head.out_features
 
     def mmtms(self) -> list[MMTM]:
