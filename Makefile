@@ -121,8 +121,8 @@ table1: $(TABLE1)/table1.md  ## train what is missing of Table 1, then write res
 
 figures: $(INSTALLED)  ## histograms of d_util and d_speed of the Table-1 runs, and their per-epoch curves (results/figures/table1/)
 	$(REPRO) figures --results $(RUNS) --out $(RESULTS)/figures/$(notdir $(TABLE1))
-	$(foreach t,$(wildcard $(RUNS)/*),$(REPRO) curves $(t) --out $(RESULTS)/figures/$(notdir $(TABLE1)) \
-		--name curves-$(notdir $(t)) &&) true
+	for t in $(RUNS)/*/; do [ -d "$$t" ] || continue; $(REPRO) curves "$$t" \
+		--out $(RESULTS)/figures/$(notdir $(TABLE1)) --name "curves-$$(basename $$t)" || exit 1; done
 
 # --- Sweeps: the studies of Figs. 2-4 and A.2-A.7 (repro sweep --help); resumable, failed runs kept apart ---
 sweep: $(INSTALLED)  ## one study: SWEEP (lr-greedy, lr-vs-dutil, guided-vs-vanilla, random-vs-vanilla, l1, window, tolerance, protocol, beyond-paper), BUDGET=full|small, LAUNCHER=local|slurm|dry, WORKERS, THREADS, PACK (K CMNIST runs per network)

@@ -143,12 +143,13 @@ def test_reproduce_dry_run_prints_the_plan_and_runs_nothing(tmp_path):
     assert plan[0].startswith("== plan for stages prep,train,table,figures")
     assert any(line.endswith(f"prep cmnist --out {variables['DATA']}/cmnist.h5") for line in plan)
     assert len(_runs(plan)) == 4, "all four runs: the data is missing, so even seed0's marker is out of date"
-    assert plan[-2].startswith(f"{variables['VENV']}/bin/repro table1")
-    assert plan[-1].startswith(f"{variables['VENV']}/bin/repro figures")
+    assert plan[-4].startswith(f"{variables['VENV']}/bin/repro table1")
+    assert plan[-3].startswith(f"{variables['VENV']}/bin/repro figures")
+    assert plan[-2].startswith(f"for t in {variables['RESULTS']}/table1/runs/*/") and " curves " in plan[-2]
     assert not (tmp_path / "data" / "cmnist.h5").exists()
 
     only = _plan([str(ROOT / "reproduce.sh"), "--dry-run", "--stages", "figures"], variables)
-    assert len(only) == 2 and "figures --results" in only[1]
+    assert len(only) == 4 and "figures --results" in only[1] and " curves " in only[2]
 
 
 def test_reproduce_rejects_an_unknown_stage():
