@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset, default_collate
 
 from .algorithms import ALGORITHMS, Algorithm, AlgorithmData
-from .config import PRECISIONS, RunConfig
+from .config import RunConfig, check_algorithm_fields
 from .metrics.speed import ConditionalSpeed
 from .metrics.utilization import branch_accuracies, compute_squeeze_means
 from .metrics.utilization import utilization_rates as rates_from_accuracies
@@ -137,10 +137,7 @@ def make_algorithm(
         bad = sorted(unknown | (set(knobs) & LOOP_FIELDS))
         raise TypeError(f"make_algorithm() takes the algorithm's knobs, not {bad} (rate, batches, epochs: your loop's)")
     cfg = RunConfig(dataset=CUSTOM_DATASET, algorithm=name, modalities="m0,m1", **knobs)
-    if cfg.precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
-    if cfg.rubi_bias_modality not in (0, 1):
-        raise ValueError("rubi_bias_modality must be 0 or 1")
+    check_algorithm_fields(cfg)
     configure_gate_means(model, cfg.gate_mean, cfg.gate_mean_source)
     device = next(model.parameters()).device
     algorithm = ALGORITHMS[name](model, cfg).to(device)

@@ -222,6 +222,13 @@ def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig
         raise ValueError(f"--modalities takes one or two names, got {cfg.modalities!r}")
     if n == 1 and spec.needs_two_modalities:
         raise ValueError(f"algorithm {cfg.algorithm!r} needs two modalities; uni-modal runs use vanilla")
+    check_algorithm_fields(cfg)
+    return cfg
+
+
+def check_algorithm_fields(cfg: RunConfig) -> None:
+    """A ValueError for a value out of range among the fields an algorithm reads (also for configurations made
+    outside :func:`resolve`, e.g. by :func:`repro.api.make_algorithm`)."""
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"unknown precision {cfg.precision!r}; choose from {', '.join(PRECISIONS)}")
     if cfg.gate_mean not in GATE_MEANS:
@@ -241,7 +248,6 @@ def resolve(dataset: str, protocol: str | None = None, **overrides) -> RunConfig
         raise ValueError("G-Blending needs a held-out part of the training split: --gblend-holdout > 0")
     if cfg.gblend_super_epoch < 1:
         raise ValueError(f"--gblend-super-epoch must be at least 1, got {cfg.gblend_super_epoch}")
-    return cfg
 
 
 def from_dict(d: dict) -> RunConfig:

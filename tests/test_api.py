@@ -170,6 +170,8 @@ def test_make_algorithm_refuses_what_is_not_an_algorithms():
         repro.make_algorithm("guided", model, nonsense=1)
     with pytest.raises(ValueError, match="holdout_set"):
         repro.make_algorithm("gblend", model)
+    with pytest.raises(ValueError, match="moddrop-p must be in"):  # the same range checks as `repro train`
+        repro.make_algorithm("moddrop", model, moddrop_p=1.5)
     assert {"lr", "batch_size", "max_epochs", "dataset"} <= LOOP_FIELDS
 
 
