@@ -4,9 +4,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from repro.algorithms import ALGORITHMS
+from repro.algorithms import ALGORITHMS, AlgorithmData
 from repro.algorithms.balanced import Guided, GuidedReference
 from repro.config import resolve
+from repro.data.memory import InMemorySplit
 from repro.models import REBALANCE, REGULAR, build_model
 
 
@@ -25,10 +26,13 @@ def _batch(n=16, seed=0):
 
 
 def test_every_parameter_gets_a_finite_gradient_in_a_regular_step():
+    inputs, y = _batch()
+    as_bytes = tuple((x * 255).to(torch.uint8) for x in inputs)
+    split = InMemorySplit(as_bytes, y)  # the data PMR's prototypes and G-Blending's held-out losses read
     for name in ALGORITHMS:
         alg, opt, _ = _setup(name)
+        alg.data = AlgorithmData(split, split, 16)
         alg.begin_epoch(1)
-        inputs, y = _batch()
         result = alg.training_step(inputs, y, opt)
         assert torch.isfinite(result.loss)
         for pname, p in alg.named_parameters():
