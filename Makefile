@@ -57,8 +57,8 @@ test: lint  ## lint (code, Dockerfile, compose file), then run the test suite (C
 	$(BIN)/pytest -q
 
 lint: $(INSTALLED)  ## ruff over the code, the import contracts (layers), hadolint, the Compose schema
-	$(BIN)/ruff check repro data_prep tests scripts
-	$(BIN)/ruff format --check repro data_prep tests scripts
+	$(BIN)/ruff check repro data_prep tests scripts examples
+	$(BIN)/ruff format --check repro data_prep tests scripts examples
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml

@@ -16,7 +16,7 @@ m0 flows into it (u(m0|m1) < 0: cutting m0 helps it) and |d_util| is large. Guid
 fusion parameters learn fast relative to its own), takes re-balancing steps that make branch 1 fit y from m1 alone,
 and so learns m1: branch 1's and ŷ's test accuracies rise, u(m0|m1) goes to about 0 and |d_util| shrinks.
 
-    python examples/own_model.py [--seed 0] [--epochs 20]
+    python examples/own_model.py [--seed 0] [--epochs 20] [--algorithms vanilla,guided,ogm_ge,gblend,moddrop,pmr]
 
 CPU, a few seconds. ``main(argv)`` returns the printed numbers (the tests run it).
 """
@@ -27,7 +27,7 @@ import argparse
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 import repro
 
@@ -65,7 +65,17 @@ def train(algorithm_name: str, train_set: Dataset, test_set: Dataset, seed: int,
     """Your own loop: the algorithm object takes the steps, everything else is plain PyTorch."""
     torch.manual_seed(seed)
     model = repro.two_branch(mlp(DIM0), mlp(DIM1), num_classes=CLASSES, example=((DIM0,), (DIM1,)), fuse_after=[0, 1])
-    algorithm = repro.make_algorithm(algorithm_name, model, alpha=0.1, window=5)  # Alg. 1's alpha and Q
+    data = {}
+    if algorithm_name == "gblend":  # G-Blending estimates on training data it never trains on: hold out a tenth
+        order = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(seed))
+        cut = len(train_set) // 10
+        data["holdout_set"], train_set = (
+            Subset(train_set, order[:cut].tolist()),
+            Subset(train_set, order[cut:].tolist()),
+        )
+    if algorithm_name in ("gblend", "pmr"):  # PMR's prototypes, G-Blending's training losses
+        data["train_set"] = train_set
+    algorithm = repro.make_algorithm(algorithm_name, model, alpha=0.1, window=5, **data)  # Alg. 1's alpha and Q
     optimizer = torch.optim.SGD(algorithm.parameters(), lr=0.05, momentum=0.9)
     loader = DataLoader(train_set, batch_size=64, shuffle=True, generator=torch.Generator().manual_seed(seed))
     kinds = [0, 0, 0]  # steps taken: regular, re-balancing m0, re-balancing m1
@@ -83,12 +93,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0, help="data, initialisation and batch order")
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument(
+        "--algorithms", default="vanilla,guided", help="comma-separated names of repro.registry.ALGORITHMS to compare"
+    )
     args = parser.parse_args(argv)
     train_set, test_set = datasets(args.seed)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # matrices this small run fastest on one thread
     try:
-        results = {name: train(name, train_set, test_set, args.seed, args.epochs) for name in ("vanilla", "guided")}
+        names = [a.strip() for a in args.algorithms.split(",") if a.strip()]
+        results = {name: train(name, train_set, test_set, args.seed, args.epochs) for name in names}
     finally:
         torch.set_num_threads(threads)
     print("test accuracies in %; u, d_util (Def. 2.1) on the test set; d_speed (Def. 4.1) at the end of training")
